@@ -45,6 +45,9 @@ else
 $(error BUILD must be debug, release or asan)
 endif
 
+# V=1 shows the full commands.
+Q := $(if $(V),,@)
+
 ALL_CFLAGS := $(CFLAGS_COMMON) $(CFLAGS_BUILD) $(CFLAGS)
 ALL_LDFLAGS := -pthread $(LDFLAGS_BUILD) $(LDFLAGS)
 
@@ -74,27 +77,26 @@ libs: $(LIBS_ALL)
 
 $(O)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(O)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests $(shell pkg-config --cflags cmocka) -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests $(shell pkg-config --cflags cmocka) -c $< -o $@
 
 define lib_rule
 $(call lib_file,$(1)): $(call lib_objs,$(1))
 	@mkdir -p $$(dir $$@)
-	rm -f $$@
-	ar rcs $$@ $$^
+	$(Q)rm -f $$@ && ar rcs $$@ $$^
 endef
 $(foreach p,$(PARTS),$(eval $(call lib_rule,$(p))))
 
 $(LUPE): $(CLI_OBJS) $(LIBS_ALL)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $(CLI_OBJS) $(LINK_LIBS) -o $@
+	$(Q)$(CC) $(ALL_LDFLAGS) $(CLI_OBJS) $(LINK_LIBS) -o $@
 
 $(O)/tests/%: $(O)/obj/tests/%.o $(TEST_LIB_OBJS) $(LIBS_ALL)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) $< $(TEST_LIB_OBJS) $(LINK_LIBS) $(shell pkg-config --libs cmocka) -o $@
+	$(Q)$(CC) $(ALL_LDFLAGS) $< $(TEST_LIB_OBJS) $(LINK_LIBS) $(shell pkg-config --libs cmocka) -o $@
 
 # The README's test command: unit and command tests in the debug build, then
 # the same tests under ASan+UBSan. tests/run prints the closing summary line.

@@ -164,7 +164,9 @@ typedef struct lupe_cfg_key {
     const char *help;
 } lupe_cfg_key;
 
-/* STRING fields are `char *` owned by the struct: free with lupe_config_cleanup. */
+/* Field types: INT int64_t, DOUBLE double, BOOL bool, SIZE uint64_t (accepts
+ * 64k, 3M, 2G), ENUM int (index into choices), STRING `char *` owned by the
+ * struct: free with lupe_config_cleanup. */
 lupe_status lupe_config_parse(const lupe_cfg_key *keys, void *dst, const char *text, size_t len, const char *source_name);
 lupe_status lupe_config_load(const lupe_cfg_key *keys, void *dst, const char *path);
 /* Sets one key from a string, as from a command-line override. */

@@ -45,16 +45,26 @@ lupe_status lupe_err(lupe_status st, const char *fmt, ...)
 
 lupe_status lupe_err_ctx(lupe_status st, const char *fmt, ...)
 {
-    char ctx[ERRMSG_MAX], old[ERRMSG_MAX];
+    char old[ERRMSG_MAX];
+    memcpy(old, errmsg, sizeof old);
+    const char *tail = old[0] ? old : lupe_strerror(st);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ctx, sizeof ctx, fmt, ap);
+    int n = vsnprintf(errmsg, sizeof errmsg, fmt, ap);
     va_end(ap);
-    memcpy(old, errmsg, sizeof old);
-    if (old[0])
-        snprintf(errmsg, sizeof errmsg, "%s: %s", ctx, old);
-    else
-        snprintf(errmsg, sizeof errmsg, "%s: %s", ctx, lupe_strerror(st));
+    /* Append ": tail", truncating quietly if the chain grows too long. */
+    size_t used = n < 0 ? 0 : (size_t)n >= sizeof errmsg ? sizeof errmsg - 1 : (size_t)n;
+    size_t room = sizeof errmsg - 1 - used;
+    size_t tl = strlen(tail);
+    if (room >= 2) {
+        memcpy(errmsg + used, ": ", 2);
+        used += 2;
+        room -= 2;
+        if (tl > room) tl = room;
+        memcpy(errmsg + used, tail, tl);
+        used += tl;
+    }
+    errmsg[used] = 0;
     return st;
 }
 
