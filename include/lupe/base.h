@@ -107,6 +107,9 @@ void lupe_log(lupe_log_level level, const char *fmt, ...) LUPE_PRINTF(2, 3);
  * the same folder, fsync it, rename it over the target, fsync the folder. */
 lupe_status lupe_file_read(const char *path, size_t max_bytes, uint8_t **out_buf, size_t *out_len);
 lupe_status lupe_file_write_atomic(const char *path, const void *data, size_t len);
+/* Same, with the temp file in tmp_dir (same file system) rather than beside
+ * the target, so a folder scanned by others never shows half-written files. */
+lupe_status lupe_file_write_atomic_tmp(const char *path, const char *tmp_dir, const void *data, size_t len);
 lupe_status lupe_fsync_dir(const char *dir);
 /* mkdir -p; mode 0755. */
 lupe_status lupe_mkdirs(const char *path);
@@ -123,6 +126,8 @@ char *lupe_path_join(const char *a, const char *b);
 
 typedef struct lupe_sha256_ctx { _Alignas(16) unsigned char state[128]; } lupe_sha256_ctx;
 lupe_status lupe_crypto_init(void);
+/* Cryptographically secure random bytes. */
+void lupe_random_bytes(void *buf, size_t n);
 void lupe_sha256_init(lupe_sha256_ctx *h);
 void lupe_sha256_update(lupe_sha256_ctx *h, const void *data, size_t len);
 void lupe_sha256_final(lupe_sha256_ctx *h, uint8_t out[LUPE_SHA256_BYTES]);

@@ -19,6 +19,11 @@ lupe_status lupe_crypto_init(void)
     return LUPE_OK;
 }
 
+void lupe_random_bytes(void *buf, size_t n)
+{
+    randombytes_buf(buf, n);
+}
+
 void lupe_sha256_init(lupe_sha256_ctx *h)
 {
     crypto_hash_sha256_init((crypto_hash_sha256_state *)h->state);

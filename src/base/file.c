@@ -105,13 +105,23 @@ lupe_status lupe_fsync_dir(const char *dir)
 
 lupe_status lupe_file_write_atomic(const char *path, const void *data, size_t len)
 {
+    return lupe_file_write_atomic_tmp(path, NULL, data, len);
+}
+
+lupe_status lupe_file_write_atomic_tmp(const char *path, const char *tmp_dir, const void *data, size_t len)
+{
     lupe_status st = LUPE_OK;
     char *tmp = NULL, *dir = NULL;
     int fd = -1;
 
-    tmp = lupe_asprintf("%s.tmp.%ld.XXXXXX", path, (long)getpid());
     const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
     dir = slash ? lupe_strndup(path, (size_t)(slash - path) + (slash == path)) : lupe_strdup(".");
+    /* The pid in the name lets a checker tell whose temp file it is. */
+    if (tmp_dir)
+        tmp = lupe_asprintf("%s/%s.tmp.%ld.XXXXXX", tmp_dir, base, (long)getpid());
+    else
+        tmp = lupe_asprintf("%s.tmp.%ld.XXXXXX", path, (long)getpid());
     if (!tmp || !dir) {
         st = LUPE_ENOMEM;
         goto out;

@@ -1,0 +1,66 @@
+/*
+ * What the `lupe` command's files share: the command table entry, global
+ * options, exit codes and small helpers for opening the workspace and
+ * drawing progress.
+ */
+#ifndef LUPE_CLI_H
+#define LUPE_CLI_H
+
+#include <getopt.h>
+#include <stdio.h>
+
+#include "lupe/base.h"
+#include "lupe/store.h"
+
+/* Exit codes, documented in docs/cli.md. */
+enum {
+    EXIT_OK = 0,
+    EXIT_FAIL = 1,    /* the command failed */
+    EXIT_USAGE = 2,   /* bad command line */
+    EXIT_PARTIAL = 3, /* finished, but some inputs were rejected */
+};
+
+typedef struct cli_ctx {
+    const char *workspace; /* -w DIR; NULL = search from the current folder */
+    int quiet;
+} cli_ctx;
+
+typedef struct cli_cmd {
+    const char *name;
+    int (*fn)(cli_ctx *ctx, int argc, char **argv);
+    const char *summary;
+    const char *help; /* usage and options, printed by `lupe CMD --help` */
+} cli_cmd;
+
+const cli_cmd *cli_find(const char *name);
+/* Prints "lupe CMD: message" for a usage error and returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) LUPE_PRINTF(2, 3);
+/* Prints the current error detail as "lupe CMD: message" and returns EXIT_FAIL. */
+int cli_fail(const char *cmd);
+/* Parses options with getopt_long; handles --help. Returns -1 to go on,
+ * otherwise the exit code to return at once. Sets *optind_out. */
+int cli_getopt_help(const char *cmd, int argc, char **argv, int *optind_out);
+int cli_print_help(const char *cmd);
+lupe_status cli_open_ws(cli_ctx *ctx, lupe_ws **out);
+/* Human-readable byte count into buf ("7.3 MB"). */
+const char *cli_bytes(double n, char *buf, size_t bufsz);
+
+/* A one-line progress bar on stderr, drawn only on a terminal. */
+typedef struct cli_progress {
+    int enabled;
+    double last_draw, start;
+    size_t total;
+} cli_progress;
+void cli_progress_start(cli_progress *p, size_t total);
+void cli_progress_update(cli_progress *p, size_t done, const char *fmt, ...) LUPE_PRINTF(3, 4);
+void cli_progress_end(cli_progress *p);
+
+int cmd_init(cli_ctx *ctx, int argc, char **argv);
+int cmd_ingest(cli_ctx *ctx, int argc, char **argv);
+int cmd_images(cli_ctx *ctx, int argc, char **argv);
+int cmd_fsck(cli_ctx *ctx, int argc, char **argv);
+int cmd_status(cli_ctx *ctx, int argc, char **argv);
+int cmd_version(cli_ctx *ctx, int argc, char **argv);
+int cmd_help(cli_ctx *ctx, int argc, char **argv);
+
+#endif

@@ -1,0 +1,162 @@
+/*
+ * The `lupe` command: global options, the table of subcommands and the
+ * dispatch to them. Every subcommand is one row below; help comes from the
+ * same rows, so `lupe --help` cannot drift from what exists.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+static const cli_cmd commands[] = {
+    {"init", cmd_init, "create a workspace",
+     "usage: lupe init [DIR]\n"
+     "\n"
+     "Creates a workspace in DIR (default: the current folder): a .lupe/ folder\n"
+     "holding the SQLite database, the content-addressed object folder and a\n"
+     "config file with the workspace's settings.\n"},
+    {"ingest", cmd_ingest, "store images from files and folders",
+     "usage: lupe ingest [--source NAME] [--tag KEY=VALUE]... PATH...\n"
+     "\n"
+     "Stores the images among PATHs (files, or folders searched recursively).\n"
+     "Files are recognised by content, not by name; JPEG and PNG are accepted.\n"
+     "An image already stored (same bytes) is reported as a duplicate and kept\n"
+     "once. Files that are not whole, valid images are rejected with a reason\n"
+     "and the batch goes on.\n"
+     "\n"
+     "options:\n"
+     "  -s, --source NAME     where the images come from (camera, line, person)\n"
+     "  -t, --tag KEY=VALUE   free tag recorded on each image; may repeat\n"
+     "\n"
+     "exit status: 0 all stored or duplicate, 3 some files rejected, 1 failure\n"},
+    {"images", cmd_images, "list stored images",
+     "usage: lupe images [--tag KEY=VALUE]... [--source NAME] [--limit N] [--json]\n"
+     "\n"
+     "Lists stored images, oldest ingest first, with their metadata.\n"
+     "\n"
+     "options:\n"
+     "  -t, --tag KEY=VALUE   only images with this tag; may repeat (all must match)\n"
+     "  -s, --source NAME     only images from this source\n"
+     "  -n, --limit N         at most N images\n"
+     "  -j, --json            a JSON array of objects instead of a table\n"},
+    {"fsck", cmd_fsck, "check that the database and the objects agree",
+     "usage: lupe fsck [--quick] [--repair]\n"
+     "\n"
+     "Checks the database's integrity, that every object's bytes hash to its\n"
+     "name and that every image's object exists. Leftovers of interrupted\n"
+     "work (unreferenced objects, temp files) are warnings.\n"
+     "\n"
+     "options:\n"
+     "  -q, --quick    skip hashing object contents\n"
+     "  -r, --repair   remove leftovers (temp files of dead processes, and\n"
+     "                 unreferenced objects older than 10 minutes)\n"
+     "\n"
+     "exit status: 0 no errors (warnings allowed), 1 errors found\n"},
+    {"status", cmd_status, "summarise the workspace",
+     "usage: lupe status [--json]\n"
+     "\n"
+     "Prints the workspace's location, schema version and what it holds.\n"},
+    {"version", cmd_version, "print version and build information",
+     "usage: lupe version\n"},
+    {"help", cmd_help, "show help for a command",
+     "usage: lupe help [COMMAND]\n"},
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const char global_help[] =
+    "lupe: visual quality inspection at the edge, the whole ML loop in C.\n"
+    "\n"
+    "usage: lupe [-w DIR] [-q] [--log-json] [-v] COMMAND [ARGS]\n"
+    "\n"
+    "global options:\n"
+    "  -w, --workspace DIR   use the workspace in DIR (default: the nearest\n"
+    "                        .lupe/ in the current folder or its parents)\n"
+    "  -q, --quiet           print only errors and results\n"
+    "  -v, --verbose         more log output (repeat for more)\n"
+    "      --log-json        log as JSON lines\n"
+    "  -h, --help            this help; `lupe COMMAND --help` for a command\n"
+    "\n"
+    "commands:\n";
+
+const cli_cmd *cli_find(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    return NULL;
+}
+
+static void print_global_help(FILE *f)
+{
+    fputs(global_help, f);
+    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fputs("\nThe environment: LUPE_LOG=error|warn|info|debug|trace, LUPE_LOG_FORMAT=text|json.\n", f);
+}
+
+int cli_print_help(const char *cmd)
+{
+    const cli_cmd *c = cli_find(cmd);
+    if (!c) return cli_usage_error("help", "unknown command '%s'", cmd);
+    printf("lupe %s: %s\n\n%s", c->name, c->summary, c->help);
+    return EXIT_OK;
+}
+
+int cmd_help(cli_ctx *ctx, int argc, char **argv)
+{
+    (void)ctx;
+    if (argc > 1) return cli_print_help(strcmp(argv[1], "--help") && strcmp(argv[1], "-h") ? argv[1] : "help");
+    print_global_help(stdout);
+    return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    cli_ctx ctx = {0};
+    int verbose = 0, log_json = 0;
+    static const struct option opts[] = {
+        {"workspace", required_argument, NULL, 'w'}, {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},         {"log-json", no_argument, NULL, 'J'},
+        {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
+        {0},
+    };
+    /* '+' stops at the first non-option: the subcommand owns the rest. */
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+w:qvh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'w': ctx.workspace = optarg; break;
+        case 'q': ctx.quiet = 1; break;
+        case 'v': verbose++; break;
+        case 'J': log_json = 1; break;
+        case 'h': print_global_help(stdout); return EXIT_OK;
+        case 'V': return cmd_version(&ctx, 0, NULL);
+        default:
+            fprintf(stderr, "lupe: unknown option '%s'\n\n", argv[optind - 1]);
+            print_global_help(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    lupe_log_level level = ctx.quiet ? LUPE_LOG_WARN : verbose >= 2 ? LUPE_LOG_TRACE : verbose ? LUPE_LOG_DEBUG
+                                                                                                : LUPE_LOG_INFO;
+    lupe_log_init(level, log_json ? LUPE_LOG_JSON : LUPE_LOG_TEXT, "lupe");
+    if (lupe_base_init() != LUPE_OK) {
+        fprintf(stderr, "lupe: %s\n", lupe_errmsg());
+        return EXIT_FAIL;
+    }
+    if (optind >= argc) {
+        print_global_help(stderr);
+        return EXIT_USAGE;
+    }
+    const cli_cmd *cmd = cli_find(argv[optind]);
+    if (!cmd) {
+        fprintf(stderr, "lupe: unknown command '%s' (see 'lupe --help')\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    int sub_argc = argc - optind;
+    char **sub_argv = argv + optind;
+    optind = 1; /* reset getopt for the subcommand */
+    opterr = 1;
+    return cmd->fn(&ctx, sub_argc, sub_argv);
+}

@@ -1,0 +1,91 @@
+/*
+ * Helpers the subcommands share: error printing, --help handling, opening
+ * the workspace, byte formatting and the terminal progress bar.
+ */
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "lupe %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n(see 'lupe %s --help')\n", cmd);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+int cli_fail(const char *cmd)
+{
+    fprintf(stderr, "lupe %s: %s\n", cmd, lupe_errmsg()[0] ? lupe_errmsg() : "failed");
+    return EXIT_FAIL;
+}
+
+int cli_getopt_help(const char *cmd, int argc, char **argv, int *optind_out)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) break;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return cli_print_help(cmd);
+    }
+    *optind_out = 1;
+    return -1;
+}
+
+lupe_status cli_open_ws(cli_ctx *ctx, lupe_ws **out)
+{
+    if (ctx->workspace) return lupe_ws_open(ctx->workspace, 0, out);
+    return lupe_ws_open(".", LUPE_WS_FIND, out);
+}
+
+const char *cli_bytes(double n, char *buf, size_t bufsz)
+{
+    static const char *const units[] = {"B", "kB", "MB", "GB", "TB"};
+    int u = 0;
+    while (n >= 1000 && u < 4) {
+        n /= 1000;
+        u++;
+    }
+    snprintf(buf, bufsz, u ? "%.1f %s" : "%.0f %s", n, units[u]);
+    return buf;
+}
+
+void cli_progress_start(cli_progress *p, size_t total)
+{
+    p->enabled = isatty(STDERR_FILENO) && lupe_log_get_level() >= LUPE_LOG_INFO;
+    p->total = total;
+    p->start = lupe_time_mono();
+    p->last_draw = 0;
+}
+
+void cli_progress_update(cli_progress *p, size_t done, const char *fmt, ...)
+{
+    if (!p->enabled) return;
+    double now = lupe_time_mono();
+    if (done < p->total && now - p->last_draw < 0.1) return; /* at most 10 redraws a second */
+    p->last_draw = now;
+    int width = 30;
+    int fill = p->total ? (int)((double)done / (double)p->total * width) : width;
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    char extra[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(extra, sizeof extra, fmt, ap);
+    va_end(ap);
+    double el = now - p->start;
+    double rate = el > 0 ? (double)done / el : 0;
+    fprintf(stderr, "\r[%s] %zu/%zu  %s  %.0f/s\033[K", bar, done, p->total, extra, rate);
+    fflush(stderr);
+}
+
+void cli_progress_end(cli_progress *p)
+{
+    if (!p->enabled) return;
+    fprintf(stderr, "\r\033[K");
+    fflush(stderr);
+}

@@ -1,0 +1,104 @@
+/*
+ * The database schema as a list of migrations. Version N of the schema is
+ * what migrations 1..N produce; PRAGMA user_version records it. A migration
+ * runs in one transaction with its version bump, so a crash leaves either
+ * the old schema or the new one. Never edit a released migration: add one.
+ */
+#include "store/store_internal.h"
+
+typedef struct migration {
+    int version;
+    const char *what;
+    const char *sql;
+} migration;
+
+static const migration migrations[] = {
+    {1, "images, their paths and tags",
+     "CREATE TABLE meta (\n"
+     "  key   TEXT PRIMARY KEY,\n"
+     "  value TEXT NOT NULL\n"
+     ") STRICT;\n"
+     "CREATE TABLE images (\n"
+     "  id            TEXT PRIMARY KEY CHECK (length(id) = 64),\n"
+     "  size          INTEGER NOT NULL CHECK (size > 0),\n"
+     "  width         INTEGER NOT NULL CHECK (width > 0),\n"
+     "  height        INTEGER NOT NULL CHECK (height > 0),\n"
+     "  channels      INTEGER NOT NULL,\n"
+     "  format        TEXT NOT NULL,\n"
+     "  captured_at   INTEGER NOT NULL,\n"
+     "  captured_from TEXT NOT NULL CHECK (captured_from IN ('exif', 'file')),\n"
+     "  source        TEXT,\n"
+     "  arrival       TEXT NOT NULL DEFAULT 'ingest',\n"
+     "  orig_path     TEXT NOT NULL,\n"
+     "  ingested_at   INTEGER NOT NULL\n"
+     ") STRICT;\n"
+     "CREATE INDEX images_ingested ON images (ingested_at);\n"
+     "CREATE TABLE image_paths (\n"
+     "  image_id TEXT NOT NULL REFERENCES images (id),\n"
+     "  path     TEXT NOT NULL,\n"
+     "  seen_at  INTEGER NOT NULL,\n"
+     "  PRIMARY KEY (image_id, path)\n"
+     ") STRICT;\n"
+     "CREATE TABLE image_tags (\n"
+     "  image_id TEXT NOT NULL REFERENCES images (id),\n"
+     "  key      TEXT NOT NULL,\n"
+     "  value    TEXT NOT NULL,\n"
+     "  PRIMARY KEY (image_id, key, value)\n"
+     ") STRICT;\n"
+     "CREATE INDEX image_tags_kv ON image_tags (key, value);\n"},
+};
+
+#define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+int lupe_ws_schema_latest(void)
+{
+    return migrations[N_MIGRATIONS - 1].version;
+}
+
+static lupe_status user_version(lupe_ws *ws, int *out)
+{
+    sqlite3_stmt *s = NULL;
+    lupe_status st = store__prepare(ws, "PRAGMA user_version", &s);
+    if (st) return st;
+    if (sqlite3_step(s) != SQLITE_ROW) st = store__db_err(ws, "reading the schema version");
+    else *out = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return st;
+}
+
+lupe_status store__migrate(lupe_ws *ws)
+{
+    int have = 0;
+    lupe_status st = user_version(ws, &have);
+    if (st) return st;
+    if (have > lupe_ws_schema_latest()) {
+        return lupe_err(LUPE_EUNSUPPORTED,
+                        "the workspace has schema version %d, newer than this lupe knows (%d): upgrade lupe", have,
+                        lupe_ws_schema_latest());
+    }
+    for (int i = 0; i < N_MIGRATIONS; i++) {
+        const migration *m = &migrations[i];
+        if (m->version <= have) continue;
+        /* IMMEDIATE takes the write lock first, so two processes opening an
+         * old workspace at once do not both migrate it. */
+        if ((st = store__exec(ws, "BEGIN IMMEDIATE"))) return st;
+        int now = 0;
+        if ((st = user_version(ws, &now))) goto fail;
+        if (now >= m->version) {
+            store__exec(ws, "COMMIT");
+            continue;
+        }
+        if ((st = store__exec(ws, m->sql))) goto fail;
+        char bump[64];
+        snprintf(bump, sizeof bump, "PRAGMA user_version = %d", m->version);
+        if ((st = store__exec(ws, bump))) goto fail;
+        if ((st = store__exec(ws, "COMMIT"))) goto fail;
+        lupe_log_debug("workspace schema migrated to version %d (%s)", m->version, m->what);
+        continue;
+    fail:
+        sqlite3_exec(ws->db, "ROLLBACK", NULL, NULL, NULL);
+        return lupe_err_ctx(st, "migrating the schema to version %d (%s)", m->version, m->what);
+    }
+    ws->schema = lupe_ws_schema_latest();
+    return LUPE_OK;
+}
