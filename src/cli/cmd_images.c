@@ -178,6 +178,7 @@ int cmd_images(cli_ctx *ctx, int argc, char **argv)
         lupe_free(out);
         json_decref(lc.arr);
     } else if (!ctx->quiet) {
+        fflush(stdout);
         fprintf(stderr, "%ld image%s\n", lc.n, lc.n == 1 ? "" : "s");
     }
     return EXIT_OK;
