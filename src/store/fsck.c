@@ -144,7 +144,7 @@ static lupe_status scan_objects(fsck_ctx *c)
         lupe_free(fan);
     }
     closedir(top);
-    if (!st) qsort(c->ids, c->nids, sizeof *c->ids, cmp_id);
+    if (!st && c->nids) qsort(c->ids, c->nids, sizeof *c->ids, cmp_id);
     return st;
 }
 
@@ -161,7 +161,7 @@ static lupe_status check_images(fsck_ctx *c)
         int64_t size = sqlite3_column_int64(s, 1);
         const char *orig = (const char *)sqlite3_column_text(s, 2);
         c->r->images++;
-        char (*hit)[LUPE_SHA256_HEX] = id ? bsearch(id, c->ids, c->nids, sizeof *c->ids, cmp_id) : NULL;
+        char (*hit)[LUPE_SHA256_HEX] = id && c->nids ? bsearch(id, c->ids, c->nids, sizeof *c->ids, cmp_id) : NULL;
         if (!hit) {
             problem(c, 1, "image %s (from %s): its object is missing", id ? id : "?", orig ? orig : "?");
             continue;
