@@ -128,8 +128,9 @@ lupe_status lupe_img_exif_time(const uint8_t *buf, size_t len, int64_t *out_unix
         st = lupe_err(LUPE_ENOMEM, "exif: out of memory");
         goto out;
     }
-    /* "Following the specification" makes libexif add missing mandatory
-     * tags with made-up values, such as today's date as DateTime. */
+    /* "Following the specification" makes libexif add the tags it deems
+     * mandatory with made-up defaults (XResolution 72, ColorSpace, ...);
+     * we want only what the file says, and less work on hostile input. */
     exif_data_unset_option(ed, EXIF_DATA_OPTION_FOLLOW_SPECIFICATION);
     exif_data_load_data(ed, seg, (unsigned int)seg_len);
     if (exif_oom) {
