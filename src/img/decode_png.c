@@ -100,6 +100,22 @@ lupe_status img__probe_png(const uint8_t *buf, size_t len, lupe_img_info *out)
     return LUPE_OK;
 }
 
+/* Deflate cannot do better than about 1032:1 (a 258-byte match in 2 bits),
+ * so a file too short to hold the pixel bytes its header announces is
+ * lying; saying so here saves allocating the image before finding out.
+ * Filter bytes and interlacing only add to the real size, so this is a lower
+ * bound; double because w * h * 64 bits can pass 2^64 under loose limits. */
+static lupe_status check_plausible(const uint8_t *buf, size_t len, const lupe_img_info *hdr)
+{
+    int depth = buf[8 + 8 + 8];
+    int samples = buf[8 + 8 + 9] == 3 ? 1 : hdr->c; /* palette pixels are one index */
+    double raw = (double)hdr->w * hdr->h * samples * depth / 8;
+    if (raw / 1032 > (double)len + 1024)
+        return lupe_err(LUPE_EFORMAT, "png: %zu bytes cannot hold the %dx%d image the header announces", len, hdr->w,
+                        hdr->h);
+    return LUPE_OK;
+}
+
 lupe_status img__decode_png(const uint8_t *buf, size_t len, int want_c, const lupe_img_limits *lim, lupe_img **out)
 {
     png_ctx ctx = {.buf = buf, .len = len};
@@ -116,6 +132,8 @@ lupe_status img__decode_png(const uint8_t *buf, size_t len, int want_c, const lu
     st = img__probe_png(buf, len, &hdr);
     if (st) return st;
     st = img__check_size("png", (uint64_t)hdr.w, (uint64_t)hdr.h, lim);
+    if (st) return st;
+    st = check_plausible(buf, len, &hdr);
     if (st) return st;
 
     png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &ctx, on_error, on_warning, &ctx, funnel_malloc,
