@@ -4,6 +4,7 @@
  * through the funnel, reads from memory with a callback that names the byte
  * where a truncated file ends, and reports errors by longjmp.
  */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
@@ -100,6 +101,34 @@ lupe_status img__probe_png(const uint8_t *buf, size_t len, lupe_img_info *out)
     return LUPE_OK;
 }
 
+/* Walks the chunk list up to IEND without looking inside the chunks. libpng
+ * allocates a buffer of the declared length for an ancillary chunk before
+ * reading it, and only warns about lengths over the chunk limit (a "benign"
+ * error), so a 40-byte file could make it allocate 2 GiB. Here every length
+ * must fit in what is left of the file, which also rejects truncated files
+ * before any decoding work. */
+static lupe_status walk_chunks(const uint8_t *buf, size_t len)
+{
+    size_t pos = 8;
+    for (;;) {
+        if (len - pos < 12)
+            return lupe_err(LUPE_EFORMAT, "png: file truncated at byte %zu, before the IEND chunk", len);
+        uint32_t n = be32(buf + pos);
+        const uint8_t *type = buf + pos + 4;
+        if (n > 0x7fffffffu) return lupe_err(LUPE_EFORMAT, "png: chunk at byte %zu has a bad length %u", pos, n);
+        if (n > len - pos - 12) {
+            char name[5];
+            for (int i = 0; i < 4; i++) name[i] = isalpha(type[i]) ? (char)type[i] : '?';
+            name[4] = 0;
+            return lupe_err(LUPE_EFORMAT,
+                            "png: file truncated at byte %zu (chunk %s at byte %zu declares %u bytes, %zu remain)", len,
+                            name, pos, n, len - pos - 12);
+        }
+        if (memcmp(type, "IEND", 4) == 0) return LUPE_OK;
+        pos += (size_t)n + 12;
+    }
+}
+
 /* Deflate cannot do better than about 1032:1 (a 258-byte match in 2 bits),
  * so a file too short to hold the pixel bytes its header announces is
  * lying; saying so here saves allocating the image before finding out.
@@ -134,6 +163,8 @@ lupe_status img__decode_png(const uint8_t *buf, size_t len, int want_c, const lu
     st = img__check_size("png", (uint64_t)hdr.w, (uint64_t)hdr.h, lim);
     if (st) return st;
     st = check_plausible(buf, len, &hdr);
+    if (st) return st;
+    st = walk_chunks(buf, len);
     if (st) return st;
 
     png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &ctx, on_error, on_warning, &ctx, funnel_malloc,

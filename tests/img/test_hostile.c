@@ -218,6 +218,19 @@ static void test_png_lying_header(void **state)
     assert_non_null(strstr(lupe_errmsg(), "cannot hold"));
     assert_true(peak_above_live() < 64 * 1024);
 
+    /* An ancillary chunk whose length runs past the end of the file (found
+     * by the fuzzer): libpng would allocate the declared 368 MiB first. */
+    set_ihdr_size(png, 40, 30);
+    uint8_t *big = lupe_malloc(n + 12);
+    memcpy(big, png, 33);
+    memcpy(big + 33, "\x17\x00\x00\x1fzTXtComment\0", 12);
+    memcpy(big + 45, png + 33, n - 33);
+    lupe_alloc_reset_peak();
+    assert_int_equal(lupe_img_decode(big, n + 12, 3, NULL, &im), LUPE_EFORMAT);
+    assert_non_null(strstr(lupe_errmsg(), "chunk zTXt at byte 33 declares 385875999 bytes"));
+    assert_true(peak_above_live() < 64 * 1024);
+    lupe_free(big);
+
     /* Slightly larger than the data: libpng runs out of image data. */
     set_ihdr_size(png, 40, 31);
     assert_int_equal(lupe_img_decode(png, n, 3, NULL, &im), LUPE_EFORMAT);
