@@ -4,7 +4,6 @@
  * through the funnel, reads from memory with a callback that names the byte
  * where a truncated file ends, and reports errors by longjmp.
  */
-#include <ctype.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +15,11 @@
 /* Ancillary chunks (text, ICC profiles) are not needed to get pixels; this
  * caps what libpng will allocate to hold or inflate one of them. */
 #define PNG_CHUNK_MAX ((png_alloc_size_t)8 << 20)
+
+/* Known ancillary chunks to skip, NUL-separated as libpng wants them; the
+ * APNG ones are listed for libpng builds that carry the APNG patch. */
+static const png_byte ignored_chunks[] = "bKGD\0cHRM\0eXIf\0gAMA\0hIST\0iCCP\0iTXt\0oFFs\0pCAL\0pHYs\0sBIT\0"
+                                         "sCAL\0sPLT\0sRGB\0sTER\0tEXt\0tIME\0zTXt\0acTL\0fcTL\0fdAT";
 
 typedef struct png_ctx {
     const uint8_t *buf;
@@ -118,7 +122,10 @@ static lupe_status walk_chunks(const uint8_t *buf, size_t len)
         if (n > 0x7fffffffu) return lupe_err(LUPE_EFORMAT, "png: chunk at byte %zu has a bad length %u", pos, n);
         if (n > len - pos - 12) {
             char name[5];
-            for (int i = 0; i < 4; i++) name[i] = isalpha(type[i]) ? (char)type[i] : '?';
+            for (int i = 0; i < 4; i++) {
+                uint8_t ch = type[i] & 0xDF; /* chunk names are ASCII letters; anything else prints as ? */
+                name[i] = ch >= 'A' && ch <= 'Z' ? (char)type[i] : '?';
+            }
             name[4] = 0;
             return lupe_err(LUPE_EFORMAT,
                             "png: file truncated at byte %zu (chunk %s at byte %zu declares %u bytes, %zu remain)", len,
@@ -185,6 +192,12 @@ lupe_status img__decode_png(const uint8_t *buf, size_t len, int want_c, const lu
     png_set_read_fn(png, &ctx, read_mem);
     png_set_user_limits(png, (png_uint_32)lim->max_side, (png_uint_32)lim->max_side);
     png_set_chunk_malloc_max(png, PNG_CHUNK_MAX);
+    /* Pixels need IHDR, PLTE, IDAT, IEND and tRNS only. Skipping the rest
+     * unread keeps libpng's chunk parsers (text inflation, ICC profiles) out
+     * of reach: up to 1000 zTXt chunks of 8 MiB inflated each would
+     * otherwise be legal. */
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, 0);
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, ignored_chunks, (int)(sizeof ignored_chunks / 5));
     png_read_info(png, info);
 
     png_uint_32 w = 0, h = 0;

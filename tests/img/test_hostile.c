@@ -128,6 +128,65 @@ static void test_progressive_truncations(void **state)
     free(p);
 }
 
+/* A valid gray progressive JPEG with a great many scans: the DC and the
+ * first `n_ac` AC coefficients are each sent one bit at a time (a first scan
+ * at Al = 10, libjpeg's maximum for 8-bit samples, and 10 refinement scans),
+ * 11 scans per coefficient. */
+static uint8_t *many_scans_jpeg(int n_ac, int *n_scans, unsigned long *len)
+{
+    static jpeg_scan_info scans[64 * 11];
+    int n = 0;
+    for (int k = 0; k <= n_ac; k++) {
+        scans[n++] = (jpeg_scan_info){1, {0}, k, k, 0, 10};
+        for (int ah = 10; ah >= 1; ah--) scans[n++] = (jpeg_scan_info){1, {0}, k, k, ah, ah - 1};
+    }
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr e;
+    unsigned char *out = NULL;
+    c.err = jpeg_std_error(&e);
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, &out, len);
+    c.image_width = 32;
+    c.image_height = 32;
+    c.input_components = 1;
+    c.in_color_space = JCS_GRAYSCALE;
+    jpeg_set_defaults(&c);
+    c.scan_info = scans;
+    c.num_scans = n;
+    jpeg_start_compress(&c, TRUE);
+    uint8_t row[32];
+    while (c.next_scanline < c.image_height) {
+        for (int x = 0; x < 32; x++) row[x] = (uint8_t)(x * 8 ^ c.next_scanline * 5);
+        JSAMPROW r = row;
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    *n_scans = n;
+    return out;
+}
+
+static void test_jpeg_scan_limit(void **state)
+{
+    (void)state;
+    int n = 0;
+    unsigned long len = 0;
+    lupe_img *im = NULL;
+    uint8_t *ok = many_scans_jpeg(20, &n, &len); /* 231 scans: legal and decoded */
+    assert_int_equal(n, 231);
+    assert_int_equal(lupe_img_decode(ok, len, 0, NULL, &im), LUPE_OK);
+    assert_int_equal(im->w, 32);
+    assert_int_equal(im->c, 1);
+    lupe_img_free(im);
+    free(ok);
+    uint8_t *many = many_scans_jpeg(24, &n, &len); /* 275 scans: over the cap */
+    assert_int_equal(n, 275);
+    assert_int_equal(lupe_img_decode(many, len, 0, NULL, &im), LUPE_ELIMIT);
+    assert_non_null(strstr(lupe_errmsg(), "more than 256 scans"));
+    assert_null(im);
+    free(many);
+}
+
 static uint8_t *small_png(int interlace, size_t *len)
 {
     lupe_img *im = fx_pattern(40, 30, 3);
@@ -289,6 +348,53 @@ static void test_png_bad_crc(void **state)
     lupe_free(png);
 }
 
+/* A 4x4 gray PNG carrying `n` zTXt chunks of 1 MiB of text each, which
+ * deflate squeezes to about 1 KiB apiece. */
+static uint8_t *text_bomb_png(int n, size_t *len)
+{
+    fx_buf b = {0};
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    assert_non_null(info);
+    if (setjmp(png_jmpbuf(png))) fail_msg("libpng failed writing the text bomb");
+    png_set_write_fn(png, &b, fx_png_write, fx_png_flush);
+    png_set_IHDR(png, info, 4, 4, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    char *big = malloc(1 << 20), key[] = "Comment";
+    memset(big, 'a', 1 << 20);
+    big[(1 << 20) - 1] = 0;
+    png_text t[8];
+    for (int i = 0; i < n; i++) t[i] = (png_text){.compression = PNG_TEXT_COMPRESSION_zTXt, .key = key, .text = big};
+    png_set_text(png, info, t, n);
+    png_write_info(png, info);
+    uint8_t px[16] = {0};
+    for (int y = 0; y < 4; y++) png_write_row(png, px + 4 * y);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(big);
+    uint8_t *out = lupe_malloc(b.len);
+    memcpy(out, b.p, b.len);
+    free(b.p);
+    *len = b.len;
+    return out;
+}
+
+static void test_png_text_bomb(void **state)
+{
+    (void)state;
+    size_t n = 0;
+    uint8_t *png = text_bomb_png(8, &n);
+    assert_true(n < 64 * 1024); /* 8 MiB of text in a small file */
+    lupe_img *im = NULL;
+    lupe_alloc_reset_peak();
+    assert_int_equal(lupe_img_decode(png, n, 0, NULL, &im), LUPE_OK);
+    /* The text is skipped, never inflated. */
+    assert_true(peak_above_live() < 256 * 1024);
+    assert_int_equal(im->w, 4);
+    lupe_img_free(im);
+    lupe_free(png);
+}
+
 /* Offset of the first SOFn marker's length field in a JPEG. */
 static size_t find_sof(const uint8_t *b, size_t n)
 {
@@ -406,8 +512,9 @@ int main(void)
         cmocka_unit_test(test_jpeg_truncations),  cmocka_unit_test(test_progressive_truncations),
         cmocka_unit_test(test_png_truncations),   cmocka_unit_test(test_random_bytes),
         cmocka_unit_test(test_png_lying_header),  cmocka_unit_test(test_png_bad_crc),
+        cmocka_unit_test(test_png_text_bomb),
         cmocka_unit_test(test_jpeg_lying_header), cmocka_unit_test(test_jpeg_flipped_bytes),
-        cmocka_unit_test(test_decode_oom),
+        cmocka_unit_test(test_jpeg_scan_limit),   cmocka_unit_test(test_decode_oom),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
