@@ -45,6 +45,7 @@ typedef struct lupe_ws_config {
     int64_t ingest_max_side;       /* default 32768 */
     int64_t ingest_max_pixels;     /* default 64M */
     char *ingest_default_source;   /* default NULL: none */
+    int labels_out_of_bounds;      /* 0 = clip boxes to the image, 1 = reject them */
 } lupe_ws_config;
 const lupe_ws_config *lupe_ws_get_config(const lupe_ws *ws);
 

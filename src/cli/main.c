@@ -41,6 +41,39 @@ static const cli_cmd commands[] = {
      "  -s, --source NAME     only images from this source\n"
      "  -n, --limit N         at most N images\n"
      "  -j, --json            a JSON array of objects instead of a table\n"},
+    {"labelset", cmd_labelset, "manage label sets and their classes",
+     "usage: lupe labelset create NAME CLASS...\n"
+     "       lupe labelset list\n"
+     "       lupe labelset show NAME\n"
+     "       lupe labelset add-class NAME CLASS\n"
+     "       lupe labelset rename-class NAME OLD NEW\n"
+     "\n"
+     "A label set is a name and an ordered list of classes; a class's id is its\n"
+     "position. Adding and renaming classes are recorded (see 'show').\n"},
+    {"label", cmd_label, "label images, review labels, see the queue and jobs",
+     "usage: lupe label set IMAGE (--box CLASS,X,Y,W,H... | --empty) [--submit] [--comment TEXT]\n"
+     "       lupe label review IMAGE (--approve | --reject [--verdict V] | --adjust --box ...)\n"
+     "       lupe label show IMAGE          the newest revision\n"
+     "       lupe label history IMAGE       every revision, oldest first\n"
+     "       lupe label queue [--limit N]   images that need work, by priority\n"
+     "       lupe label job create [--count N] [--name NAME] [--assignee U] [--reviewer U]\n"
+     "       lupe label job list | show ID\n"
+     "\n"
+     "IMAGE is an image id or a unique prefix of one. Boxes are in pixels of the\n"
+     "stored image, top-left corner and size; CLASS is a class name or index.\n"
+     "Every change adds a revision; nothing is overwritten. A review must come\n"
+     "from someone other than the label's author.\n"
+     "\n"
+     "options:\n"
+     "  -L, --labelset NAME   label set (default: default)\n"
+     "      --empty           the image has no objects (a labeled negative)\n"
+     "      --submit          submit for review (default: save a draft)\n"
+     "      --source S        human (default) or model, for pre-labels\n"
+     "      --author NAME     who labels (default: $LUPE_USER or $USER)\n"
+     "      --reviewer NAME   who reviews (default: as --author)\n"
+     "      --verdict V       for --reject/--adjust: missed_object, box_inaccurate,\n"
+     "                        wrong_class or other\n"
+     "      --count N         images per job (default 50)\n"},
     {"fsck", cmd_fsck, "check that the database and the objects agree",
      "usage: lupe fsck [--quick] [--repair]\n"
      "\n"
@@ -156,7 +189,7 @@ int main(int argc, char **argv)
     }
     int sub_argc = argc - optind;
     char **sub_argv = argv + optind;
-    optind = 1; /* reset getopt for the subcommand */
+    optind = 0; /* 0, not 1: makes GNU getopt re-initialise (permuting again) for the subcommand */
     opterr = 1;
     return cmd->fn(&ctx, sub_argc, sub_argv);
 }

@@ -12,6 +12,8 @@
 
 #include "store/store_internal.h"
 
+static const char *const oob_choices[] = {"clip", "reject", NULL};
+
 static const lupe_cfg_key ws_keys[] = {
     {"ingest.max_file_size", LUPE_CFG_SIZE, offsetof(lupe_ws_config, ingest_max_file_size), 1, 4e9, NULL,
      "largest image file ingest accepts"},
@@ -21,6 +23,8 @@ static const lupe_cfg_key ws_keys[] = {
      "largest width x height ingest accepts"},
     {"ingest.default_source", LUPE_CFG_STRING, offsetof(lupe_ws_config, ingest_default_source), 1, 0, NULL,
      "source recorded when ingest is given no --source"},
+    {"labels.out_of_bounds", LUPE_CFG_ENUM, offsetof(lupe_ws_config, labels_out_of_bounds), 1, 0, oob_choices,
+     "what to do with a box that extends past its image: clip or reject"},
     {0},
 };
 
@@ -29,7 +33,8 @@ static const char default_config[] =
     "# ingest.max_file_size = 256M\n"
     "# ingest.max_side = 32768\n"
     "# ingest.max_pixels = 67108864\n"
-    "# ingest.default_source = camera-1\n";
+    "# ingest.default_source = camera-1\n"
+    "# labels.out_of_bounds = clip\n";
 
 lupe_status store__db_err(lupe_ws *ws, const char *what)
 {
