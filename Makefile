@@ -5,7 +5,7 @@
 #   make BUILD=asan      AddressSanitizer + UndefinedBehaviorSanitizer (build/asan/)
 #   make test            unit and command tests, normally and under ASan+UBSan
 #   make demo            the main job on embedded defaults
-#   make fuzz FUZZ_SECONDS=600   libFuzzer on the image decoders
+#   make fuzz FUZZ_SECONDS=600   libFuzzer on every parser, each for that long
 #
 # Warnings are errors when CI is set (or WERROR=1).
 
@@ -116,9 +116,10 @@ demo:
 	@scripts/demo build/release/bin/lupe
 
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
 fuzz:
 	@scripts/deps fuzz
-	@scripts/fuzz $(FUZZ_SECONDS)
+	@scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
