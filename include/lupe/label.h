@@ -147,6 +147,38 @@ lupe_status lupe_label_job_each(lupe_ws *ws, int (*fn)(void *ud, const lupe_labe
 lupe_status lupe_label_job_items(lupe_ws *ws, int64_t id, int (*fn)(void *ud, const char *image_id, const char *status),
                                  void *ud);
 
+/* ---- import -------------------------------------------------------------- */
+typedef struct lupe_import_opts {
+    int format;                 /* lupe_fmt_kind */
+    const char *path;           /* label file or folder */
+    const char *images_dir;     /* where image references are looked up; NULL =
+                                   the folder of the label file (or the folder given) */
+    const char *labelset;       /* default "default"; created from the file's classes if missing */
+    const char *const *classes; /* names for the file's class ids, in order (for
+                                   formats without names, such as gt-csv); may be NULL */
+    int nclasses;
+    int add_classes;            /* add classes the label set lacks instead of skipping */
+    const char *author;         /* default "import" */
+    lupe_label_status status;   /* status of the created revisions; default approved */
+    int strict;                 /* any skipped item fails the whole import, nothing written */
+    const char *source;         /* ingest source of the images; default none */
+    void (*on_skip)(void *ud, const char *msg);
+    void (*on_image)(void *ud, const lupe_ingest_event *ev); /* ingest progress */
+    void *ud;
+} lupe_import_opts;
+
+typedef struct lupe_import_summary {
+    size_t items, labeled, unchanged, skipped, boxes, clipped;
+    lupe_ingest_summary ingest;
+} lupe_import_summary;
+
+lupe_import_opts lupe_import_default_opts(void);
+/* Reads a label file, ingests the images it references and adds a label
+ * revision (source import) for each labeled image. Every skipped row, item
+ * or box is reported through on_skip with the reason. The label revisions
+ * are written in one transaction: all of them or none. */
+lupe_status lupe_label_import(lupe_ws *ws, const lupe_import_opts *o, lupe_import_summary *out);
+
 /* The user name recorded as author: $LUPE_USER, else $USER, else "unknown". */
 const char *lupe_label_default_author(void);
 

@@ -85,9 +85,11 @@ static lupe_status add_id(fsck_ctx *c, const char *id)
     return LUPE_OK;
 }
 
+/* Compares the 64 hex digits only: the byte after them is the
+ * "referenced" mark set by check_images. */
 static int cmp_id(const void *a, const void *b)
 {
-    return strcmp(a, b);
+    return memcmp(a, b, 64);
 }
 
 /* Walks objects/: every file must be named by the hash of its bytes. */
@@ -179,6 +181,28 @@ static lupe_status check_images(fsck_ctx *c)
     return st;
 }
 
+/* Dataset manifests are objects too: each version's must exist. */
+static lupe_status check_datasets(fsck_ctx *c)
+{
+    sqlite3_stmt *s = NULL;
+    lupe_status st = store__prepare(c->ws, "SELECT DISTINCT id, name, version FROM datasets ORDER BY id", &s);
+    if (st) return st;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(s, 0);
+        char (*hit)[LUPE_SHA256_HEX] = id && c->nids ? bsearch(id, c->ids, c->nids, sizeof *c->ids, cmp_id) : NULL;
+        if (!hit) {
+            problem(c, 1, "dataset %s@%d: its manifest object %s is missing", sqlite3_column_text(s, 1),
+                    sqlite3_column_int(s, 2), id ? id : "?");
+            continue;
+        }
+        (*hit)[LUPE_SHA256_HEX - 1] = 1;
+    }
+    if (rc != SQLITE_DONE) st = store__db_err(c->ws, "reading datasets");
+    sqlite3_finalize(s);
+    return st;
+}
+
 static void check_orphans(fsck_ctx *c)
 {
     for (size_t i = 0; i < c->nids; i++) {
@@ -189,7 +213,7 @@ static void check_orphans(fsck_ctx *c)
         if (c->o->repair && path && stat(path, &sb) == 0 && old_enough(&sb) && unlink(path) == 0) {
             c->r->repaired++;
         } else {
-            problem(c, 0, "object %.12s is not referenced by any image (left by an interrupted ingest; harmless)",
+            problem(c, 0, "object %.12s is not referenced by any image or dataset (left by interrupted work; harmless)",
                     id);
         }
         lupe_free(path);
@@ -231,6 +255,7 @@ lupe_status lupe_fsck(lupe_ws *ws, const lupe_fsck_opts *o, lupe_fsck_report *ou
     if ((st = check_db(&c))) goto out;
     if ((st = scan_objects(&c))) goto out;
     if ((st = check_images(&c))) goto out;
+    if ((st = check_datasets(&c))) goto out;
     check_orphans(&c);
     check_tmp(&c);
 out:

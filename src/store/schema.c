@@ -99,6 +99,25 @@ static const migration migrations[] = {
      "  created_at INTEGER NOT NULL\n"
      ") STRICT;\n"
      "CREATE INDEX label_revs_image ON label_revs (set_id, image_id, id);\n"},
+    {3, "dataset versions",
+     "CREATE TABLE datasets (\n"
+     "  seq        INTEGER PRIMARY KEY,\n"
+     "  id         TEXT NOT NULL CHECK (length(id) = 64),\n"
+     "  name       TEXT NOT NULL,\n"
+     "  version    INTEGER NOT NULL CHECK (version > 0),\n"
+     "  labelset   TEXT NOT NULL,\n"
+     "  parent     TEXT,\n"
+     "  items      INTEGER NOT NULL,\n"
+     "  boxes      INTEGER NOT NULL,\n"
+     "  train      INTEGER NOT NULL,\n"
+     "  val        INTEGER NOT NULL,\n"
+     "  test       INTEGER NOT NULL,\n"
+     "  params     TEXT NOT NULL,\n"
+     "  created_by TEXT NOT NULL,\n"
+     "  created_at INTEGER NOT NULL,\n"
+     "  UNIQUE (name, version)\n"
+     ") STRICT;\n"
+     "CREATE INDEX datasets_id ON datasets (id);\n"},
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
