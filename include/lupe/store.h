@@ -112,6 +112,9 @@ typedef struct lupe_ingest_opts {
     int ntags;
     lupe_img_limits limits;
     size_t max_files;            /* cap on files per batch; default 10M */
+    const char *include;         /* glob on file names found in folders (such as
+                                    "*.jpg"); NULL = all. Files named directly
+                                    are always taken. */
     void (*on_file)(void *ud, const lupe_ingest_event *ev);
     void *ud;
 } lupe_ingest_opts;

@@ -40,16 +40,18 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv)
     static const struct option opts[] = {
         {"source", required_argument, NULL, 's'},
         {"tag", required_argument, NULL, 't'},
+        {"include", required_argument, NULL, 'i'},
         {0},
     };
     int oi, rc = cli_getopt_help("ingest", argc, argv, &oi);
     if (rc >= 0) return rc;
     const char *tags[MAX_TAGS];
     int ntags = 0, c;
-    const char *source = NULL;
-    while ((c = getopt_long(argc, argv, "s:t:", opts, NULL)) != -1) {
+    const char *source = NULL, *include = NULL;
+    while ((c = getopt_long(argc, argv, "s:t:i:", opts, NULL)) != -1) {
         switch (c) {
         case 's': source = optarg; break;
+        case 'i': include = optarg; break;
         case 't':
             if (ntags == MAX_TAGS) return cli_usage_error("ingest", "at most %d tags", MAX_TAGS);
             if (lupe_tag_check(optarg)) return cli_usage_error("ingest", "%s", lupe_errmsg());
@@ -65,6 +67,7 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv)
     ingest_ui ui = {.quiet = ctx->quiet};
     lupe_ingest_opts o = lupe_ingest_default_opts(ws);
     if (source) o.source = source;
+    o.include = include;
     o.tags = tags;
     o.ntags = ntags;
     o.on_file = on_file;

@@ -18,7 +18,7 @@ static const cli_cmd commands[] = {
      "holding the SQLite database, the content-addressed object folder and a\n"
      "config file with the workspace's settings.\n"},
     {"ingest", cmd_ingest, "store images from files and folders",
-     "usage: lupe ingest [--source NAME] [--tag KEY=VALUE]... PATH...\n"
+     "usage: lupe ingest [--source NAME] [--tag KEY=VALUE]... [--include GLOB] PATH...\n"
      "\n"
      "Stores the images among PATHs (files, or folders searched recursively).\n"
      "Files are recognised by content, not by name; JPEG and PNG are accepted.\n"
@@ -29,6 +29,8 @@ static const cli_cmd commands[] = {
      "options:\n"
      "  -s, --source NAME     where the images come from (camera, line, person)\n"
      "  -t, --tag KEY=VALUE   free tag recorded on each image; may repeat\n"
+     "  -i, --include GLOB    in folders, take only files whose name matches GLOB\n"
+     "                        (such as '*.jpg'); files named directly are always taken\n"
      "\n"
      "exit status: 0 all stored or duplicate, 3 some files rejected, 1 failure\n"},
     {"images", cmd_images, "list stored images",

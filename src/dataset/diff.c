@@ -73,7 +73,10 @@ static lupe_status diff_boxes(const lupe_manifest *ma, const lupe_dataset_item *
             say(line, ud, "label %.12s: box removed %s %g,%g %gx%g", a->image, cname(ma, x->cls), x->x, x->y, x->w, x->h);
         } else {
             const lupe_box *y = &b->boxes[pa[i]];
-            if (x->x != y->x || x->y != y->y || x->w != y->w || x->h != y->h) {
+            /* Under a hundredth of a pixel is rounding (as through YOLO's
+             * normalised coordinates), not a change. */
+            if (fabs(x->x - y->x) > 0.01 || fabs(x->y - y->y) > 0.01 || fabs(x->w - y->w) > 0.01 ||
+                fabs(x->h - y->h) > 0.01) {
                 d->boxes_changed++;
                 say(line, ud, "label %.12s: box changed %s %g,%g %gx%g -> %g,%g %gx%g", a->image, cname(ma, x->cls),
                     x->x, x->y, x->w, x->h, y->x, y->y, y->w, y->h);

@@ -7,6 +7,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -55,10 +56,14 @@ static int by_name(const struct dirent **a, const struct dirent **b)
 /* Adds path to the list, descending into folders in name order. Symbolic
  * links to folders are not followed, which rules out cycles; anything that
  * is not a folder is listed and judged by ingest_one. */
-static lupe_status walk(path_list *l, const char *path, int depth)
+static lupe_status walk(path_list *l, const char *path, int depth, const char *include)
 {
     struct stat sb;
-    if (depth > 64 || lstat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) return list_push(l, lupe_strdup(path));
+    if (depth > 64 || lstat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        const char *slash = strrchr(path, '/');
+        if (depth > 0 && include && fnmatch(include, slash ? slash + 1 : path, 0) != 0) return LUPE_OK;
+        return list_push(l, lupe_strdup(path));
+    }
     struct dirent **ents = NULL;
     int n = scandir(path, &ents, NULL, by_name);
     if (n < 0) return list_push(l, lupe_strdup(path)); /* reported when ingested */
@@ -67,7 +72,7 @@ static lupe_status walk(path_list *l, const char *path, int depth)
         const char *name = ents[i]->d_name;
         if (!st && strcmp(name, ".") && strcmp(name, "..") && strcmp(name, LUPE_WS_DIR)) {
             char *child = lupe_path_join(path, name);
-            st = child ? walk(l, child, depth + 1) : LUPE_ENOMEM;
+            st = child ? walk(l, child, depth + 1, include) : LUPE_ENOMEM;
             lupe_free(child);
         }
         free(ents[i]); /* scandir allocates with malloc */
@@ -282,7 +287,7 @@ lupe_status lupe_ingest_paths(lupe_ws *ws, const char *const *paths, int npaths,
     lupe_status st = LUPE_OK;
     path_list l = {.max = o->max_files ? o->max_files : 10000000};
     memset(out, 0, sizeof *out);
-    for (int i = 0; i < npaths && !st; i++) st = walk(&l, paths[i], 0);
+    for (int i = 0; i < npaths && !st; i++) st = walk(&l, paths[i], 0, o->include);
     if (st) goto out;
     if (l.overflow) {
         st = lupe_err(LUPE_ELIMIT, "more than %zu files given; ingest them in smaller batches", l.max);
