@@ -230,8 +230,13 @@ lupe_status lupe_fmt_parse_gt_manifest(lupe_fmt_doc *doc, const char *buf, size_
             st = lupe_fmt_doc_skip(doc, "%s:%d: column %d: %s", name, line, e.column, e.text);
             continue;
         }
-        objects++;
-        st = read_object(doc, obj, line, name);
+        if (!json_is_object(obj)) {
+            if (!first_err[0]) snprintf(first_err, sizeof first_err, "line %d: not a JSON object", line);
+            st = lupe_fmt_doc_skip(doc, "%s:%d: not a JSON object", name, line);
+        } else {
+            objects++;
+            st = read_object(doc, obj, line, name);
+        }
         json_decref(obj);
     }
     /* One bad line among good ones is a record to skip; no good line at all

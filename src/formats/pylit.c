@@ -219,7 +219,11 @@ static lupe_status parse_list(parser *p, fmt__py *v, int depth)
     p->pos++;
     for (;;) {
         skip_ws(p);
-        if (p->pos < p->len && p->s[p->pos] == ']') break;
+        if (p->pos >= p->len) {
+            st = fail(p, "list is not closed");
+            goto out;
+        }
+        if (p->s[p->pos] == ']') break;
         if ((st = grow(&v->elems, v->len))) goto out;
         memset(&v->elems[v->len], 0, sizeof *v->elems);
         if ((st = parse_value(p, &v->elems[v->len], depth + 1))) goto out;
@@ -247,7 +251,11 @@ static lupe_status parse_dict(parser *p, fmt__py *v, int depth)
     p->pos++;
     for (;;) {
         skip_ws(p);
-        if (p->pos < p->len && p->s[p->pos] == '}') break;
+        if (p->pos >= p->len) {
+            st = fail(p, "dict is not closed");
+            goto out;
+        }
+        if (p->s[p->pos] == '}') break;
         if ((st = grow(&v->elems, used)) || (st = grow(&v->elems, used + 1))) goto out;
         memset(&v->elems[used], 0, 2 * sizeof *v->elems);
         if ((st = parse_value(p, &v->elems[used], depth + 1))) goto out;
