@@ -79,7 +79,7 @@ bad="$TAP_TMP/bad"; mkdir -p "$bad"
 printf 'source_ref,image_width,image_height,image_depth,annotations,event_time,labeling_job,status\n"s3://b/x.jpg,450,300\n' >"$bad/quote.csv"
 out=$(lupe import --format gt-csv "$bad/quote.csv" 2>&1); rc=$?
 expect_eq "broken CSV quoting fails" 1 "$rc"
-expect_match "broken CSV quoting names the line" "quote.csv:2" "$out"
+expect_match "broken CSV quoting names the line" "quote.csv: line 2" "$out"
 printf '{"images": [}' >"$bad/broken.json"
 out=$(lupe import --format coco "$bad/broken.json" 2>&1); rc=$?
 expect_eq "malformed JSON fails" 1 "$rc"
