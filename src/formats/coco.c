@@ -20,8 +20,10 @@ typedef struct cat {
 
 static int cmp_cat(const void *a, const void *b)
 {
-    long long x = ((const cat *)a)->id, y = ((const cat *)b)->id;
-    return x < y ? -1 : x > y;
+    const cat *x = a, *y = b;
+    /* Ties by position, so the first of two equal ids is the one kept. */
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
 }
 
 /* "instances_train2017.json" -> "train"; NULL when the name says nothing. */

@@ -69,8 +69,11 @@ typedef struct class_entry {
 
 static int cmp_entry(const void *a, const void *b)
 {
-    long long x = ((const class_entry *)a)->id, y = ((const class_entry *)b)->id;
-    return x < y ? -1 : x > y;
+    const class_entry *x = a, *y = b;
+    /* "0" and "00" are one id; the tie is broken by name so the order
+     * never depends on qsort's whims. */
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return strcmp(x->name, y->name);
 }
 
 /* Adds the class map's names in id order, so a single job's classes come
