@@ -75,6 +75,16 @@ static inline void fx_mkdir(const char *path)
     if (mkdir(path, 0755) != 0) fail_msg("mkdir %s failed", path);
 }
 
+/* A whole file as a NUL-terminated funnel string. */
+static inline char *fx_slurp(const char *path, size_t *len)
+{
+    uint8_t *b = tu_read(path, len);
+    char *s = lupe_realloc(b, *len + 1);
+    assert_non_null(s);
+    s[*len] = 0;
+    return s;
+}
+
 static inline void fx_write_str(const char *path, const char *text)
 {
     tu_write(path, text, strlen(text));
