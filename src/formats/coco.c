@@ -185,9 +185,10 @@ static lupe_status parse(lupe_fmt_doc *doc, const char *buf, size_t len, const c
     fmt__doc_mark(doc, &mark);
     fmt__map imgs = {0}, cats = {0};
     json_error_t e;
+    uint64_t failures = fmt__alloc_failures();
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
     if (!root) {
-        if (json_error_code(&e) == json_error_out_of_memory)
+        if (json_error_code(&e) == json_error_out_of_memory || fmt__alloc_failures() != failures)
             st = lupe_err(LUPE_ENOMEM, "%s: out of memory parsing JSON", name);
         else
             st = lupe_err(LUPE_EFORMAT, "%s: line %d, column %d: %s", name, e.line, e.column, e.text);
@@ -295,6 +296,7 @@ static lupe_status write_split(const lupe_fmt_doc *doc, fmt__out *o, const char 
 {
     lupe_status st = LUPE_OK;
     char *text = NULL, *rel = NULL;
+    uint64_t failures = fmt__alloc_failures();
     json_t *imgs = json_array(), *anns = json_array(), *cats = json_array();
     json_t *root = json_pack("{s:{s:s}, s:[], s:o, s:o, s:o}", "info", "description", "exported by lupe", "licenses",
                              "images", imgs, "annotations", anns, "categories", cats);
@@ -329,7 +331,7 @@ static lupe_status write_split(const lupe_fmt_doc *doc, fmt__out *o, const char 
                                 number(w), number(h), "area", number(w * h), "iscrowd", 0));
         }
     }
-    if (fail || !(text = lupe_json_dump(root, 0))) {
+    if (fail || !(text = lupe_json_dump(root, 0)) || fmt__alloc_failures() != failures) {
         st = lupe_err(LUPE_ENOMEM, "out of memory building COCO JSON");
         goto out;
     }

@@ -223,9 +223,10 @@ lupe_status lupe_fmt_parse_gt_manifest(lupe_fmt_doc *doc, const char *buf, size_
         if (k == n) continue;
         nonblank++;
         json_error_t e;
+        uint64_t failures = fmt__alloc_failures();
         json_t *obj = json_loadb(s, n, JSON_REJECT_DUPLICATES, &e);
         if (!obj) {
-            if (json_error_code(&e) == json_error_out_of_memory) {
+            if (json_error_code(&e) == json_error_out_of_memory || fmt__alloc_failures() != failures) {
                 st = lupe_err(LUPE_ENOMEM, "%s:%d: out of memory parsing JSON", name, line);
                 break;
             }
@@ -323,10 +324,11 @@ lupe_status fmt__gt_manifest_write(const lupe_fmt_doc *doc, fmt__out *o)
             goto out;
         }
         if ((st = fmt__out_image(o, rel, it))) goto out;
+        uint64_t failures = fmt__alloc_failures();
         json_t *j = item_json(it, rel, cmap);
         line = j ? lupe_json_dump(j, 0) : NULL;
         json_decref(j);
-        if (!line) {
+        if (!line || fmt__alloc_failures() != failures) {
             st = lupe_err(LUPE_ENOMEM, "out of memory writing the manifest line of %s", rel);
             goto out;
         }

@@ -52,6 +52,17 @@ lupe_status fmt__ensure_numbered_classes(lupe_fmt_doc *doc, int cls);
 /* Last component of a path, for messages ("a/b/labels.csv" -> "labels.csv"). */
 const char *fmt__basename(const char *path);
 
+/* The funnel's count of failed allocations (all threads). jansson does not
+ * always report a failed allocation as one: under memory pressure a dump
+ * can come out with a key missing and a parse can fail as a syntax error.
+ * Code around jansson compares this count before and after instead. */
+static inline uint64_t fmt__alloc_failures(void)
+{
+    lupe_alloc_stats s;
+    lupe_alloc_get_stats(&s);
+    return s.failures;
+}
+
 /* ---- string map (map.c) ----------------------------------------------------
  * Open-addressing hash from NUL-terminated strings to size_t; the map owns
  * copies of the keys. Used for class names, image ids and export names. */
