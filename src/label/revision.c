@@ -115,7 +115,7 @@ static int put_num(char *dst, size_t cap, double v)
 char *label__boxes_json(const lupe_box *boxes, int n)
 {
     lupe_box *sorted = lupe_malloc((size_t)(n ? n : 1) * sizeof *sorted);
-    size_t cap = 2 + (size_t)n * 120;
+    size_t cap = 3 + (size_t)n * 120; /* "[", "]", NUL and at most 120 bytes a box */
     char *s = lupe_malloc(cap);
     if (!sorted || !s) {
         lupe_free(sorted);
