@@ -19,11 +19,10 @@ void dataset__item_cleanup(lupe_dataset_item *it);
 /* Assigns items[i].split for the items whose split is -1: groups with an
  * image from prev (the previous version's image -> split, may be NULL) keep
  * that split; new groups are placed by seed. */
-typedef struct split_prev {
-    const lupe_manifest *m; /* previous version, or NULL */
-} split_prev;
 lupe_status dataset__assign_splits(lupe_dataset_item *items, int64_t n, const int ratios[3], uint64_t seed,
                                    const lupe_manifest *prev);
+/* Intersection over union of two boxes (0 when both are empty). */
+double dataset__iou(const lupe_box *a, const lupe_box *b);
 /* Fills items[i].group from the group_by option. */
 lupe_status dataset__groups(lupe_ws *ws, lupe_dataset_item *items, int64_t n, const char *group_by);
 

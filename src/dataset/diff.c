@@ -11,15 +11,6 @@
 
 #include "dataset/dataset_internal.h"
 
-static double iou(const lupe_box *a, const lupe_box *b)
-{
-    double x0 = fmax(a->x, b->x), y0 = fmax(a->y, b->y);
-    double x1 = fmin(a->x + a->w, b->x + b->w), y1 = fmin(a->y + a->h, b->y + b->h);
-    double inter = fmax(0, x1 - x0) * fmax(0, y1 - y0);
-    double uni = a->w * a->h + b->w * b->h - inter;
-    return uni > 0 ? inter / uni : 0;
-}
-
 static void say(void (*line)(void *, const char *), void *ud, const char *fmt, ...) LUPE_PRINTF(3, 4);
 static void say(void (*line)(void *, const char *), void *ud, const char *fmt, ...)
 {
@@ -58,7 +49,7 @@ static lupe_status diff_boxes(const lupe_manifest *ma, const lupe_dataset_item *
             if (pa[i] >= 0) continue;
             for (int j = 0; j < nb; j++) {
                 if (pb[j] >= 0 || strcmp(cname(ma, a->boxes[i].cls), cname(mb, b->boxes[j].cls)) != 0) continue;
-                double v = iou(&a->boxes[i], &b->boxes[j]);
+                double v = dataset__iou(&a->boxes[i], &b->boxes[j]);
                 if (v >= best) best = v, bi = i, bj = j;
             }
         }

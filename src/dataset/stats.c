@@ -9,7 +9,7 @@
 
 #include "dataset/dataset_internal.h"
 
-static double iou(const lupe_box *a, const lupe_box *b)
+double dataset__iou(const lupe_box *a, const lupe_box *b)
 {
     double x0 = fmax(a->x, b->x), y0 = fmax(a->y, b->y);
     double x1 = fmin(a->x + a->w, b->x + b->w), y1 = fmin(a->y + a->h, b->y + b->h);
@@ -56,7 +56,7 @@ lupe_status lupe_dataset_stats_get(const lupe_manifest *m, lupe_dataset_stats *o
             for (double lim = 8; bin < 7 && side >= lim; lim *= 2) bin++;
             out->size_hist[bin]++;
             for (int j = k + 1; j < it->nboxes; j++)
-                if (it->boxes[j].cls == b->cls && iou(b, &it->boxes[j]) > 0.9) out->duplicate_boxes++;
+                if (it->boxes[j].cls == b->cls && dataset__iou(b, &it->boxes[j]) > 0.9) out->duplicate_boxes++;
         }
     }
     /* Groups: count per split and find any group on more than one side. */
