@@ -78,8 +78,13 @@ void cli_progress_update(cli_progress *p, size_t done, const char *fmt, ...)
     vsnprintf(extra, sizeof extra, fmt, ap);
     va_end(ap);
     double el = now - p->start;
-    double rate = el > 0 ? (double)done / el : 0;
-    fprintf(stderr, "\r[%s] %zu/%zu  %s  %.0f/s\033[K", bar, done, p->total, extra, rate);
+    char speed[64] = "";
+    /* A rate from the first moments is noise; wait for a fifth of a second. */
+    if (el > 0.2 && done) {
+        double rate = (double)done / el;
+        snprintf(speed, sizeof speed, "  %.0f/s  eta %.0fs", rate, (double)(p->total - done) / rate);
+    }
+    fprintf(stderr, "\r[%s] %zu/%zu  %s%s\033[K", bar, done, p->total, extra, speed);
     fflush(stderr);
 }
 
