@@ -284,3 +284,37 @@ lupe_status lupe_fmt_item_add_box(lupe_fmt_item *it, int cls, double x, double y
     it->boxes[it->nboxes++] = (lupe_fmt_box){cls, x, y, w, h};
     return LUPE_OK;
 }
+
+const char *fmt__doc_check(lupe_fmt_doc *doc)
+{
+    if (doc->nclasses > FMT_MAX_CLASSES) return "too many classes";
+    if (doc->nitems > FMT_MAX_ITEMS) return "too many items";
+    if (doc->nskipped > FMT_MAX_SKIPPED + 1) return "too many skip messages";
+    for (size_t i = 0; i < doc->nskipped; i++)
+        if (!doc->skipped[i] || !doc->skipped[i][0]) return "an empty skip message";
+    for (size_t c = 0; c < doc->nclasses; c++) {
+        if (!doc->classes[c] || !doc->classes[c][0]) return "an unnamed class";
+        if (strlen(doc->classes[c]) > FMT_MAX_STR) return "a class name over the cap";
+        if (fmt__find_class(doc, doc->classes[c]) != (int)c) return "two classes with one name";
+    }
+    for (size_t i = 0; i < doc->nitems; i++) {
+        const lupe_fmt_item *it = &doc->items[i];
+        if (!it->image || strlen(it->image) > FMT_MAX_STR) return "an item without a usable image reference";
+        if (it->labeled != 1) return "a read item that is not labeled";
+        if (it->width < 0 || it->height < 0 || it->width > FMT_MAX_COORD || it->height > FMT_MAX_COORD)
+            return "an image size out of range";
+        if (it->split && strcmp(it->split, "train") && strcmp(it->split, "val") && strcmp(it->split, "test"))
+            return "an unknown split";
+        if (it->nboxes > FMT_MAX_BOXES) return "too many boxes";
+        double lim = it->normalized ? 2 : FMT_MAX_COORD;
+        for (size_t k = 0; k < it->nboxes; k++) {
+            const lupe_fmt_box *b = &it->boxes[k];
+            if (b->cls < 0 || (size_t)b->cls >= doc->nclasses) return "a box with a class out of range";
+            if (!(b->w > 0) || !(b->h > 0)) return "a box without a positive size";
+            /* A size is a difference of two coordinates in VOC: up to 2 lim. */
+            if (!(fabs(b->x) <= lim) || !(fabs(b->y) <= lim) || !(b->w <= 2 * lim) || !(b->h <= 2 * lim))
+                return "a box out of range";
+        }
+    }
+    return NULL;
+}

@@ -49,6 +49,11 @@ lupe_status fmt__class_index(lupe_fmt_doc *doc, const char *name, int *out);
 /* Makes sure classes 0..cls exist, naming new ones "class<i>" (gt-csv and
  * gt-manifest without a class map only know numbers). */
 lupe_status fmt__ensure_numbered_classes(lupe_fmt_doc *doc, int cls);
+/* Checks what every reader promises of a document it returns: images set,
+ * classes named and unique, boxes finite with a positive size and a class
+ * in range, caps kept. NULL if all holds, else what does not. For tests and
+ * fuzz targets. */
+const char *fmt__doc_check(lupe_fmt_doc *doc);
 /* Last component of a path, for messages ("a/b/labels.csv" -> "labels.csv"). */
 const char *fmt__basename(const char *path);
 

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "lib/testutil.h"
+#include "formats/internal.h"
 #include "lupe/formats.h"
 
 #define FX_LABELS_CSV "datasets/metal-tags/labels.csv"
@@ -38,6 +39,8 @@ static inline lupe_fmt_doc *fx_parse(fx_parser fn, const char *text, const char 
         assert_int_equal(doc->nclasses, 0);
         assert_int_equal(doc->nskipped, 0);
     }
+    const char *bad = fmt__doc_check(doc);
+    if (bad) fail_msg("%s: the document has %s", name, bad);
     return doc;
 }
 

@@ -88,14 +88,8 @@ static lupe_status parse_checked(const sample *s, const char *buf, size_t len)
         assert_true(lupe_errmsg()[0] != 0);
         assert_int_equal(doc->nitems + doc->nclasses + doc->nskipped, 0);
     }
-    for (size_t i = 0; i < doc->nitems; i++) {
-        const lupe_fmt_item *it = &doc->items[i];
-        assert_non_null(it->image);
-        for (size_t k = 0; k < it->nboxes; k++) {
-            assert_true(it->boxes[k].cls >= 0 && (size_t)it->boxes[k].cls < doc->nclasses);
-            assert_true(it->boxes[k].w > 0 && it->boxes[k].h > 0);
-        }
-    }
+    const char *bad = fmt__doc_check(doc);
+    if (bad) fail_msg("%s: a mutated input gave a document with %s", s->name, bad);
     lupe_fmt_doc_free(doc);
     assert_int_equal(fx_live(), live);
     return st;

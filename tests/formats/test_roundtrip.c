@@ -78,6 +78,7 @@ static void near(double got, double want, double tol, const char *what, const ch
 static void compare(lupe_fmt_kind kind, const char *out, const lupe_fmt_doc *back)
 {
     bool pixel = kind != LUPE_FMT_YOLO, splits = kind >= LUPE_FMT_YOLO, times = kind <= LUPE_FMT_GT_MANIFEST;
+    assert_null(fmt__doc_check((lupe_fmt_doc *)back));
     assert_int_equal(back->nskipped, 0);
     assert_int_equal(back->nitems, NSPECS - 1);
     assert_int_equal(back->nclasses, 2);

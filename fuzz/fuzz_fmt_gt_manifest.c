@@ -1,0 +1,34 @@
+/*
+ * libFuzzer target for the gt-manifest reader: JSON lines,
+ * label-attribute discovery and class maps. The document must keep the
+ * reader contract (fmt__doc_check), stay empty after an error, and leave the
+ * funnel empty once freed. Needs fuzz/fuzz_fmt_gt_manifest.c, every .c file of
+ * src/base/ and src/formats/, jansson, expat, libsodium and -lm.
+ */
+#include <stdlib.h>
+
+#include "formats/internal.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    lupe_json_use_funnel(); /* so jansson's memory is counted and leaks show */
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    lupe_fmt_doc *doc = lupe_fmt_doc_new();
+    if (!doc) return 0;
+    lupe_status st = lupe_fmt_parse_gt_manifest(doc, (const char *)data, size, "output.manifest");
+    if (st && (doc->nitems || doc->nclasses || doc->nskipped || !lupe_errmsg()[0])) abort();
+    if (fmt__doc_check(doc)) abort();
+    lupe_fmt_doc_free(doc);
+    lupe_alloc_stats s;
+    lupe_alloc_get_stats(&s);
+    if (s.live_bytes != 0) abort(); /* a funnel leak on some path */
+    return 0;
+}
