@@ -92,4 +92,35 @@ double eng_sum_ref(const float *x, size_t n);
 double eng_bce_logits_forward_ref(const float *x, const float *t, size_t n);
 void eng_bce_logits_backward_ref(float *dx, const float *x, const float *t, size_t n, float scale);
 
+/* ---- checkpoints ----------------------------------------------------------
+ * lupe's own file format for named float32 tensors plus a JSON text of
+ * training state (layout in docs/formats.md):
+ *   "LUPECKPT" u32 version=1, u32 flags=0, u64 tensor count, u64 meta length,
+ *   meta bytes; per tensor: u16 name length, name, u8 dtype (0 = f32),
+ *   u8 ndim (1..8), u64 dims[ndim], f32 data; then the SHA-256 of all the
+ *   bytes before it. All integers little-endian. */
+#define ENG_CKPT_MAX_DIMS 8
+typedef struct eng_tensor_rec {
+    char *name;
+    int ndim;
+    int64_t dims[ENG_CKPT_MAX_DIMS];
+    size_t n;       /* product of dims */
+    float *data;
+} eng_tensor_rec;
+
+typedef struct eng_ckpt {
+    char *meta;     /* NUL-terminated JSON text ("{}" if none) */
+    eng_tensor_rec *t;
+    size_t nt;
+} eng_ckpt;
+
+/* Writes atomically (temp, fsync, rename, fsync folder). */
+lupe_status eng_ckpt_save(const char *path, const char *meta, const eng_tensor_rec *t, size_t nt);
+/* Reads and checks every length and the checksum; a truncated or damaged
+ * file is LUPE_EFORMAT or LUPE_ECORRUPT naming the byte and the tensor. */
+lupe_status eng_ckpt_load(const char *path, eng_ckpt **out);
+lupe_status eng_ckpt_parse(const uint8_t *buf, size_t len, const char *source_name, eng_ckpt **out);
+const eng_tensor_rec *eng_ckpt_find(const eng_ckpt *c, const char *name);
+void eng_ckpt_free(eng_ckpt *c);
+
 #endif
