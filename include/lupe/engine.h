@@ -92,6 +92,63 @@ double eng_sum_ref(const float *x, size_t n);
 double eng_bce_logits_forward_ref(const float *x, const float *t, size_t n);
 void eng_bce_logits_backward_ref(float *dx, const float *x, const float *t, size_t n, float scale);
 
+/* ---- parameters, optimizers, schedules ----------------------------------
+ * Parameters come in YOLOv8's three groups: weights with decay, norm
+ * weights without, and biases without (biases also warm up differently).
+ * Backward passes accumulate into g, so gradient accumulation is simply
+ * several backward passes before one step. */
+enum { ENG_GROUP_DECAY, ENG_GROUP_NORM, ENG_GROUP_BIAS, ENG_NGROUPS };
+typedef struct eng_param {
+    const char *name;
+    float *w, *g;   /* values and gradients, n each */
+    size_t n;
+    int group;
+} eng_param;
+
+typedef enum { ENG_SGD, ENG_ADAMW } eng_optim_kind;
+typedef struct eng_optim_cfg {
+    eng_optim_kind kind;
+    int nesterov;          /* SGD */
+    float weight_decay;    /* applied to ENG_GROUP_DECAY only */
+    float beta2, eps;      /* AdamW; beta1 is the momentum passed to step */
+} eng_optim_cfg;
+typedef struct eng_optim eng_optim;
+
+/* Allocates the optimizer state once (one or two buffers per parameter). */
+lupe_status eng_optim_new(const eng_optim_cfg *cfg, const eng_param *params, int np, eng_optim **out);
+void eng_optim_free(eng_optim *o);
+/* One update with a learning rate per group and the momentum (SGD) or
+ * beta1 (AdamW) of this step, as PyTorch's SGD and AdamW compute it. */
+void eng_optim_step(eng_optim *o, const float lr[ENG_NGROUPS], float momentum);
+void eng_optim_zero_grad(eng_optim *o);
+int64_t eng_optim_steps(const eng_optim *o);
+/* State buffers of parameter i (s2 is NULL for SGD), for checkpoints. */
+void eng_optim_state(eng_optim *o, int i, float **s1, float **s2);
+void eng_optim_set_steps(eng_optim *o, int64_t steps);
+
+/* Exponential moving average of weights, as YOLOv8's ModelEMA: after each
+ * update k, d = decay * (1 - exp(-k / tau)) and ema = d * ema + (1 - d) * w. */
+typedef struct eng_ema eng_ema;
+lupe_status eng_ema_new(float *const *w, const size_t *n, int count, float decay, float tau, eng_ema **out);
+void eng_ema_update(eng_ema *e);
+float *eng_ema_values(eng_ema *e, int i);
+int64_t eng_ema_updates(const eng_ema *e);
+void eng_ema_free(eng_ema *e);
+
+/* Learning rate and momentum at an iteration, YOLOv8's recipe: lr0 times a
+ * linear or cosine factor falling to lrf over the epochs; during the first
+ * warmup_iters iterations, lr rises from 0 (biases: fall from
+ * warmup_bias_lr) and momentum rises from warmup_momentum. */
+typedef enum { ENG_SCHED_LINEAR, ENG_SCHED_COSINE } eng_sched_kind;
+typedef struct eng_sched {
+    eng_sched_kind kind;
+    float lr0, lrf;
+    int epochs;
+    int64_t warmup_iters;
+    float warmup_bias_lr, warmup_momentum, momentum;
+} eng_sched;
+void eng_sched_at(const eng_sched *s, int epoch, int64_t iter, float lr[ENG_NGROUPS], float *momentum);
+
 /* ---- checkpoints ----------------------------------------------------------
  * lupe's own file format for named float32 tensors plus a JSON text of
  * training state (layout in docs/formats.md):
