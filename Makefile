@@ -70,7 +70,7 @@ TEST_BINS := $(patsubst tests/%.c,$(O)/tests/%,$(TEST_SRCS))
 TEST_LIB_SRCS := $(wildcard tests/lib/*.c)
 TEST_LIB_OBJS := $(patsubst tests/%.c,$(O)/obj/tests/%.o,$(TEST_LIB_SRCS))
 
-.PHONY: all libs test test-unit check-deps demo fuzz clean format help
+.PHONY: all libs test test-unit check-deps demo fuzz golden clean format help
 all: $(LUPE) $(TEST_BINS)
 
 libs: $(LIBS_ALL)
@@ -120,6 +120,13 @@ FUZZ_TARGETS ?=
 fuzz:
 	@scripts/deps fuzz
 	@scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Regenerates the engine's PyTorch golden file (needs Debian's python3-torch;
+# only when the golden network or the format changes; the file is committed).
+golden:
+	@dpkg-query -W -f='$${Status}' python3-torch 2>/dev/null | grep -q "ok installed" || \
+	    { echo "make golden: needs python3-torch (apt-get install python3-torch)"; exit 1; }
+	/usr/bin/python3 tools/ref/golden.py tests/engine/data/golden.ckpt
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
