@@ -1,9 +1,7 @@
 /*
- * libFuzzer target for the COCO reader: categories with sparse
- * ids, image ids, annotations and bboxes. The document must keep the
- * reader contract (fmt__doc_check), stay empty after an error, and leave the
- * funnel empty once freed. Needs fuzz/fuzz_fmt_coco.c, every .c file of
- * src/base/ and src/formats/, jansson, expat, libsodium and -lm.
+ * libFuzzer target for the COCO reader (sparse category ids, image ids,
+ * annotations): the document keeps the reader contract, stays empty after an
+ * error, and leaves the funnel empty (jansson included) once freed.
  */
 #include <stdlib.h>
 

@@ -1,9 +1,7 @@
 /*
- * libFuzzer target for the gt-csv reader: CSV records, header
- * mapping and the Python-literal annotations parser. The document must keep the
- * reader contract (fmt__doc_check), stay empty after an error, and leave the
- * funnel empty once freed. Needs fuzz/fuzz_fmt_gt_csv.c, every .c file of
- * src/base/ and src/formats/, jansson, expat, libsodium and -lm.
+ * libFuzzer target for the gt-csv reader (CSV records, header mapping, the
+ * Python-literal annotations): the document keeps the reader contract, stays
+ * empty after an error, and leaves the funnel empty once freed.
  */
 #include <stdlib.h>
 

@@ -1,9 +1,7 @@
 /*
- * libFuzzer target for the gt-manifest reader: JSON lines,
- * label-attribute discovery and class maps. The document must keep the
- * reader contract (fmt__doc_check), stay empty after an error, and leave the
- * funnel empty once freed. Needs fuzz/fuzz_fmt_gt_manifest.c, every .c file of
- * src/base/ and src/formats/, jansson, expat, libsodium and -lm.
+ * libFuzzer target for the gt-manifest reader (JSON lines, label attribute,
+ * class maps): the document keeps the reader contract, stays empty after an
+ * error, and leaves the funnel empty (jansson included) once freed.
  */
 #include <stdlib.h>
 

@@ -1,9 +1,7 @@
 /*
- * libFuzzer target for the Pascal VOC reader: expat with DOCTYPEs
- * refused, nesting and text caps, objects and corners. The document must keep the
- * reader contract (fmt__doc_check), stay empty after an error, and leave the
- * funnel empty once freed. Needs fuzz/fuzz_fmt_voc.c, every .c file of
- * src/base/ and src/formats/, jansson, expat, libsodium and -lm.
+ * libFuzzer target for the Pascal VOC reader (expat, DOCTYPEs refused, caps
+ * on nesting and text): the document keeps the reader contract, stays empty
+ * after an error, and leaves the funnel empty (expat included) once freed.
  */
 #include <stdlib.h>
 

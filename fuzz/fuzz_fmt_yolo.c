@@ -1,10 +1,7 @@
 /*
- * libFuzzer target for the YOLO readers. The input is split at its first NUL
- * byte: a class list (read as data.yaml when it mentions "names:", else as
- * classes.txt), then one label file. The document must keep the reader
- * contract, stay as it was after an error, and leave the funnel empty once
- * freed. Needs fuzz/fuzz_fmt_yolo.c, every .c file of src/base/ and
- * src/formats/, jansson, expat, libsodium and -lm.
+ * libFuzzer target for the YOLO readers. The input is split at its first NUL:
+ * a class list (as data.yaml when it says "names:", else classes.txt), then
+ * one label file. Same contract and leak checks as the other fmt targets.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1,9 +1,7 @@
 /*
- * A strict recursive-descent parser for Python literals: lists, dicts,
- * single- or double-quoted strings, ints, floats, True, False and None, the
- * subset Ground Truth writes into its CSV annotations column. Nesting is
- * capped at FMT_MAX_DEPTH and the value count at FMT_PY_MAX_NODES, so a
- * hostile cell cannot exhaust the stack or the heap.
+ * A strict recursive-descent parser for the Python literals Ground Truth puts
+ * in its CSV annotations column (lists, dicts, strings, numbers, True, False,
+ * None), with nesting and value count capped against hostile cells.
  */
 #include <string.h>
 

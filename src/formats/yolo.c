@@ -1,9 +1,7 @@
 /*
- * yolo: one text file per image under labels/ mirroring images/, lines of
- * "class cx cy w h" as fractions of the image size with (cx, cy) the box
- * centre, and a class list beside them. Label-file parser, folder reader
- * (an image without a label file is a negative, by YOLO convention) and
- * writer (images/ and labels/ per split, data.yaml, classes.txt).
+ * yolo: "class cx cy w h" lines (fractions, centre) in labels/ mirroring
+ * images/. Label-file parser, folder reader (an image without a label file is
+ * a negative, by YOLO convention) and writer (per split, data.yaml, classes).
  */
 #include <math.h>
 #include <stdio.h>

@@ -1,9 +1,7 @@
 /*
- * Hostile input and out-of-memory for every parser and writer: each
- * allocation of a parse, a folder read and an export made to fail in turn
- * (the result is ENOMEM with the document untouched and nothing leaked, or
- * the same document as without failures), every truncation and thousands of
- * random mutations of a valid file, and a label file over the 1 GiB cap.
+ * Hostile input and out-of-memory for every parser, folder reader and writer:
+ * each allocation failing in turn, every truncation and thousands of random
+ * mutations of a valid file, and a label file over the 1 GiB cap.
  */
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,9 +1,7 @@
 /*
- * Round trips through every writer and reader: a document with two classes,
- * negatives, fractional boxes and splits comes back with the same boxes,
- * classes and flags; the real labels.csv survives a trip through each
- * format; and the export folder is all-or-nothing (OUT.partial, EEXIST,
- * refused documents leave nothing behind).
+ * Round trips through every writer and reader (boxes, classes, flags, splits),
+ * the real labels.csv through each format, and all-or-nothing exports:
+ * OUT.partial, EEXIST, refused documents leaving nothing behind.
  */
 #include <math.h>
 #include <stdbool.h>
