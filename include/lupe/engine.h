@@ -92,18 +92,77 @@ double eng_sum_ref(const float *x, size_t n);
 double eng_bce_logits_forward_ref(const float *x, const float *t, size_t n);
 void eng_bce_logits_backward_ref(float *dx, const float *x, const float *t, size_t n, float scale);
 
+/* ---- graphs ----------------------------------------------------------------
+ * A network is built once as a graph of the ops above; eng_graph_plan()
+ * checks every shape, sizes every tensor and allocates ONE arena holding
+ * parameters, their gradients, activations, activation gradients and
+ * batch-norm state. Forward and backward then run without allocating.
+ * Shape errors are kept and reported by plan, naming the layer:
+ *     eng_graph *g = eng_graph_new("tiny");
+ *     int x = eng_g_input(g, "images", 2, 64, 64, 3);
+ *     int y = eng_g_conv_bn_silu(g, "model.0", x, 16, 3, 2);
+ *     if (eng_graph_plan(g, 1)) die(lupe_errmsg());
+ *     memcpy(eng_g_data(g, x), pixels, ...); eng_graph_forward(g);
+ */
+typedef struct eng_graph eng_graph;
+typedef struct eng_tensor_rec eng_tensor_rec;
+typedef struct eng_param eng_param;
+typedef struct eng_ckpt eng_ckpt;
+
+eng_graph *eng_graph_new(const char *name);
+void eng_graph_free(eng_graph *g);
+/* Layer builders return a tensor id (>= 0), or -1 after recording an error. */
+int eng_g_input(eng_graph *g, const char *name, int n, int h, int w, int c);
+int eng_g_conv(eng_graph *g, const char *name, int x, int o, int k, int stride, int pad, int groups, int bias);
+int eng_g_bn(eng_graph *g, const char *name, int x, float eps, float momentum);
+int eng_g_silu(eng_graph *g, int x);
+int eng_g_sigmoid(eng_graph *g, int x);
+int eng_g_add(eng_graph *g, int a, int b);
+int eng_g_concat(eng_graph *g, const int *xs, int k);
+/* Channels [c0, c0 + c) of x. */
+int eng_g_slice(eng_graph *g, int x, int c0, int c);
+int eng_g_maxpool(eng_graph *g, int x, int k);
+int eng_g_upsample2(eng_graph *g, int x);
+/* Conv (no bias, pad k/2) + batch norm (eps 1e-3, momentum 0.03) + SiLU: YOLOv8's Conv. */
+int eng_g_conv_bn_silu(eng_graph *g, const char *name, int x, int o, int k, int stride);
+
+/* Checks shapes and allocates the arena; training = 1 also plans gradients.
+ * Parameters start as PyTorch initialises them (uniform +-1/sqrt(fan_in)
+ * for conv weights and biases, batch norm 1 and 0), from a fixed seed. */
+lupe_status eng_graph_plan(eng_graph *g, int training);
+/* Use the oneDNN paths where they exist (default) or only the references. */
+void eng_graph_set_fast(eng_graph *g, int fast);
+void eng_graph_shape(const eng_graph *g, int t, int shape[4]); /* n, h, w, c */
+float *eng_g_data(eng_graph *g, int t);
+float *eng_g_grad(eng_graph *g, int t);  /* NULL unless planned for training */
+/* Forward in training mode (batch statistics, running statistics updated)
+ * or inference mode (running statistics). */
+void eng_graph_forward(eng_graph *g, int training);
+/* Zeroes the activation gradients except those of the graph's outputs
+ * (set by the caller), then runs every op's backward in reverse order,
+ * accumulating parameter gradients. */
+void eng_graph_backward(eng_graph *g);
+/* Parameters, in creation order, for optimizers and checkpoints. */
+int eng_graph_params(eng_graph *g, const eng_param **out);
+/* Named tensors to checkpoint: parameters and batch-norm running statistics. */
+int eng_graph_state(eng_graph *g, eng_tensor_rec *out, int max);
+size_t eng_graph_arena_bytes(const eng_graph *g);
+/* Copies named tensors (as eng_graph_state names them) into the graph;
+ * every graph tensor must be present with the same size. */
+lupe_status eng_graph_load(eng_graph *g, const eng_ckpt *c);
+
 /* ---- parameters, optimizers, schedules ----------------------------------
  * Parameters come in YOLOv8's three groups: weights with decay, norm
  * weights without, and biases without (biases also warm up differently).
  * Backward passes accumulate into g, so gradient accumulation is simply
  * several backward passes before one step. */
 enum { ENG_GROUP_DECAY, ENG_GROUP_NORM, ENG_GROUP_BIAS, ENG_NGROUPS };
-typedef struct eng_param {
+struct eng_param {
     const char *name;
     float *w, *g;   /* values and gradients, n each */
     size_t n;
     int group;
-} eng_param;
+};
 
 typedef enum { ENG_SGD, ENG_ADAMW } eng_optim_kind;
 typedef struct eng_optim_cfg {
@@ -157,19 +216,19 @@ void eng_sched_at(const eng_sched *s, int epoch, int64_t iter, float lr[ENG_NGRO
  *   u8 ndim (1..8), u64 dims[ndim], f32 data; then the SHA-256 of all the
  *   bytes before it. All integers little-endian. */
 #define ENG_CKPT_MAX_DIMS 8
-typedef struct eng_tensor_rec {
+struct eng_tensor_rec {
     char *name;
     int ndim;
     int64_t dims[ENG_CKPT_MAX_DIMS];
     size_t n;       /* product of dims */
     float *data;
-} eng_tensor_rec;
+};
 
-typedef struct eng_ckpt {
+struct eng_ckpt {
     char *meta;     /* NUL-terminated JSON text ("{}" if none) */
     eng_tensor_rec *t;
     size_t nt;
-} eng_ckpt;
+};
 
 /* Writes atomically (temp, fsync, rename, fsync folder). */
 lupe_status eng_ckpt_save(const char *path, const char *meta, const eng_tensor_rec *t, size_t nt);
@@ -179,5 +238,60 @@ lupe_status eng_ckpt_load(const char *path, eng_ckpt **out);
 lupe_status eng_ckpt_parse(const uint8_t *buf, size_t len, const char *source_name, eng_ckpt **out);
 const eng_tensor_rec *eng_ckpt_find(const eng_ckpt *c, const char *name);
 void eng_ckpt_free(eng_ckpt *c);
+
+/* ---- fast convolution (oneDNN) --------------------------------------------
+ * The convolution above run by oneDNN's JIT kernels, with the same buffers
+ * and contracts as the _ref functions (NHWC activations, OHWI weights,
+ * backward accumulates). The primitives are created once, in _new, for
+ * NHWC activations and the weight layout oneDNN prefers; every call then
+ * reorders the caller's OHWI weights into that layout (a copy the handle
+ * keeps) and reorders gradients back, adding them. Nothing is allocated in
+ * the calls: they use the handle's own blocks and the caller's scratch.
+ *
+ *     eng_conv_fast *cf = NULL;
+ *     if ((st = eng_conv_fast_new(&d, 1, &cf))) return st;
+ *     void *scratch = lupe_malloc(eng_conv_fast_scratch(cf)); // one, max over all convs
+ *     st = eng_conv_fast_forward(cf, out, in, w, b, scratch);
+ *     st = eng_conv_fast_backward(cf, din, dw, db, dout, in, w, scratch); // += as _ref
+ *     eng_conv_fast_free(cf);
+ *
+ * Memory: the handle holds the weights in the forward and the backward-data
+ * layouts, a weight-gradient buffer and o floats for the bias gradient
+ * (eng_conv_fast_bytes). The scratch holds oneDNN's working memory and a
+ * copy of the input gradient (n*h*w*c floats), because oneDNN's backward
+ * data overwrites and has no summing post-op in 2.6; it is only in use
+ * during a call, so all the convolutions of a network run one after the
+ * other can share one scratch of the largest size. Any alignment will do.
+ * One handle must not be used from two threads at once. */
+typedef struct eng_conv_fast eng_conv_fast;
+/* Creates the forward, backward-data and backward-weights primitives for
+ * these dims, planned for the thread count eng_set_threads gives now.
+ * with_bias: the conv has a bias (b and db are used). Out: *out. Fails with
+ * LUPE_EUNSUPPORTED if oneDNN has no kernel for the shape. */
+lupe_status eng_conv_fast_new(const eng_conv_dims *d, int with_bias, eng_conv_fast **out);
+void eng_conv_fast_free(eng_conv_fast *c);
+/* Bytes of scratch the calls below need. */
+size_t eng_conv_fast_scratch(const eng_conv_fast *c);
+/* Bytes the handle holds through the funnel (weight copies, gradients). */
+size_t eng_conv_fast_bytes(const eng_conv_fast *c);
+/* out = conv(in, w) + b, as eng_conv2d_forward_ref (b NULL unless with_bias). */
+lupe_status eng_conv_fast_forward(eng_conv_fast *c, float *out, const float *in, const float *w, const float *b,
+                                  void *scratch);
+/* din += gradient of the input for dout. */
+lupe_status eng_conv_fast_backward_data(eng_conv_fast *c, float *din, const float *dout, const float *w,
+                                        void *scratch);
+/* dw += gradient of the weights; db (may be NULL; only with_bias) += sum of dout. */
+lupe_status eng_conv_fast_backward_weights(eng_conv_fast *c, float *dw, float *db, const float *dout,
+                                           const float *in, void *scratch);
+/* Both of the above, as eng_conv2d_backward_ref (din may be NULL: skipped). */
+lupe_status eng_conv_fast_backward(eng_conv_fast *c, float *din, float *dw, float *db, const float *dout,
+                                   const float *in, const float *w, void *scratch);
+/* oneDNN's name for the kernel it chose ("brgconv:avx512_core", ...). */
+typedef enum { ENG_CONV_FWD, ENG_CONV_BWD_DATA, ENG_CONV_BWD_WEIGHTS } eng_conv_pass;
+const char *eng_conv_fast_impl(const eng_conv_fast *c, eng_conv_pass pass);
+/* Threads of the fast ops: 0 = all cores (the default). Applies to handles
+ * created afterwards (oneDNN plans its work split at creation). */
+void eng_set_threads(int n);
+int eng_get_threads(void);
 
 #endif

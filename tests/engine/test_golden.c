@@ -73,12 +73,41 @@ typedef struct net {
     float z2[M2 * 16], y2[M2 * 16], a2[M2 * 16], mu2[16], is2[16];
     float s0[M2 * 8], s1[M2 * 8], z3[M2 * 8], q3[M2 * 8], a3[M2 * 8], c[M2 * 24];
     float a4[M2 * 16], p1[M2 * 16], p2[M2 * 16], c2[M2 * 48], u[M1 * 48], c3[M1 * 56], out[M1 * NO];
-    float dist[M1 * 16], prob[M1 * 16], cls[M1 * 2];
     /* gradients */
-    float dout[M1 * NO], dprob[M1 * 16], ddist[M1 * 16], dcls[M1 * 2], dc3[M1 * 56], du[M1 * 48], da1[M1 * 8];
+    float dout[M1 * NO], dc3[M1 * 56], du[M1 * 48], da1[M1 * 8];
     float dc2[M2 * 48], da4[M2 * 16], dp1[M2 * 16], dp2[M2 * 16], dc[M2 * 24], ds0[M2 * 8], ds1[M2 * 8];
     float da3[M2 * 8], dq3[M2 * 8], dz3[M2 * 8], da2[M2 * 16], dy2[M2 * 16], dz2[M2 * 16], dy1[M1 * 8], dz1[M1 * 8];
 } net;
+
+/* The losses on the output: a DFL-style cross-entropy of the softmax of
+ * each box side's REG logits against target distributions, and BCE on two
+ * class logits, both averaged over pixels. With dout, also writes
+ * d loss / d output. */
+static float h_dist[M1 * 16], h_prob[M1 * 16], h_cls[M1 * 2], h_dprob[M1 * 16], h_ddist[M1 * 16], h_dcls[M1 * 2];
+
+static double head(const float *out, float *dout, const float *tdist, const float *tcls)
+{
+    for (size_t r = 0; r < M1; r++) {
+        memcpy(&h_dist[r * 16], &out[r * NO], 16 * sizeof(float));
+        memcpy(&h_cls[r * 2], &out[r * NO + 16], 2 * sizeof(float));
+    }
+    eng_softmax_forward_ref(h_prob, h_dist, M1 * 4, REG);
+    double l = 0;
+    for (size_t i = 0; i < M1 * 16; i++) l -= tdist[i] * log(h_prob[i]);
+    l += eng_bce_logits_forward_ref(h_cls, tcls, M1 * 2);
+    if (dout) {
+        memset(h_ddist, 0, sizeof h_ddist);
+        memset(h_dcls, 0, sizeof h_dcls);
+        for (size_t i = 0; i < M1 * 16; i++) h_dprob[i] = (float)(-tdist[i] / h_prob[i] / (double)M1);
+        eng_softmax_backward_ref(h_ddist, h_dprob, h_prob, M1 * 4, REG);
+        eng_bce_logits_backward_ref(h_dcls, h_cls, tcls, M1 * 2, 1.0f / (float)M1);
+        for (size_t r = 0; r < M1; r++) {
+            memcpy(&dout[r * NO], &h_ddist[r * 16], 16 * sizeof(float));
+            memcpy(&dout[r * NO + 16], &h_dcls[r * 2], 2 * sizeof(float));
+        }
+    }
+    return l / (double)M1;
+}
 
 static double forward(net *t, const float *tdist, const float *tcls)
 {
@@ -107,31 +136,16 @@ static double forward(net *t, const float *tdist, const float *tcls)
     const float *const cc3[2] = {t->u, t->a1};
     eng_concat_forward_ref(t->c3, cc3, c488, 2, M1);
     eng_conv2d_forward_ref(t->out, t->c3, pw[C5W], pw[C5B], &t->d5);
-    /* Heads: 4 x REG distribution logits and 2 class logits per pixel. */
-    for (size_t r = 0; r < M1; r++) {
-        memcpy(&t->dist[r * 16], &t->out[r * NO], 16 * sizeof(float));
-        memcpy(&t->cls[r * 2], &t->out[r * NO + 16], 2 * sizeof(float));
-    }
-    eng_softmax_forward_ref(t->prob, t->dist, M1 * 4, REG);
-    double l = 0;
-    for (size_t i = 0; i < M1 * 16; i++) l -= tdist[i] * log(t->prob[i]);
-    l += eng_bce_logits_forward_ref(t->cls, tcls, M1 * 2);
-    return l / (double)M1;
+    return head(t->out, NULL, tdist, tcls);
 }
 
 static void backward(net *t, const float *tdist, const float *tcls)
 {
 #define Z(a) memset(t->a, 0, sizeof t->a)
-    Z(ddist), Z(dcls), Z(dc3), Z(du), Z(da1), Z(dc2), Z(da4), Z(dp1), Z(dp2), Z(dc), Z(ds0), Z(ds1), Z(da3);
+    Z(dc3), Z(du), Z(da1), Z(dc2), Z(da4), Z(dp1), Z(dp2), Z(dc), Z(ds0), Z(ds1), Z(da3);
     Z(dq3), Z(dz3), Z(da2), Z(dy2), Z(dz2), Z(dy1), Z(dz1);
 #undef Z
-    for (size_t i = 0; i < M1 * 16; i++) t->dprob[i] = (float)(-tdist[i] / t->prob[i] / (double)M1);
-    eng_softmax_backward_ref(t->ddist, t->dprob, t->prob, M1 * 4, REG);
-    eng_bce_logits_backward_ref(t->dcls, t->cls, tcls, M1 * 2, 1.0f / (float)M1);
-    for (size_t r = 0; r < M1; r++) {
-        memcpy(&t->dout[r * NO], &t->ddist[r * 16], 16 * sizeof(float));
-        memcpy(&t->dout[r * NO + 16], &t->dcls[r * 2], 2 * sizeof(float));
-    }
+    head(t->out, t->dout, tdist, tcls);
     const int c88[2] = {8, 8}, c888[3] = {8, 8, 8}, c161616[3] = {16, 16, 16}, c488[2] = {48, 8};
     eng_conv2d_backward_ref(t->dc3, pg[C5W], pg[C5B], t->dout, t->c3, pw[C5W], &t->d5);
     float *const d3[2] = {t->du, t->da1};
@@ -245,9 +259,105 @@ static void test_golden(void **state)
     eng_ckpt_free(gold);
 }
 
+/* The same network built with the graph API: the planned arena, the
+ * builders' wiring and the graph's backward must give the same numbers. */
+static void run_graph(int fast)
+{
+    const char *path = getenv("LUPE_GOLDEN");
+    assert_int_equal(eng_ckpt_load(path ? path : "tests/engine/data/golden.ckpt", &gold), LUPE_OK);
+    eng_graph *g = eng_graph_new("golden");
+    int x = eng_g_input(g, "images", N, H, W, 3);
+    int a1 = eng_g_silu(g, eng_g_bn(g, "bn1", eng_g_conv(g, "conv1", x, 8, 3, 1, 1, 1, 0), BN_EPS, BN_MOM));
+    int a2 = eng_g_silu(g, eng_g_bn(g, "bn2", eng_g_conv(g, "conv2", a1, 16, 3, 2, 1, 1, 0), BN_EPS, BN_MOM));
+    int s0 = eng_g_slice(g, a2, 0, 8), s1 = eng_g_slice(g, a2, 8, 8);
+    int a3 = eng_g_add(g, eng_g_silu(g, eng_g_conv(g, "conv3", s1, 8, 3, 1, 1, 2, 1)), s1);
+    int c[3] = {s0, s1, a3};
+    int a4 = eng_g_conv(g, "conv4", eng_g_concat(g, c, 3), 16, 1, 1, 0, 1, 1);
+    int p1 = eng_g_maxpool(g, a4, 5), p2 = eng_g_maxpool(g, p1, 5);
+    int c2[3] = {a4, p1, p2};
+    int c3[2] = {eng_g_upsample2(g, eng_g_concat(g, c2, 3)), a1};
+    int out = eng_g_conv(g, "conv5", eng_g_concat(g, c3, 2), NO, 1, 1, 0, 1, 1);
+    eng_graph_set_fast(g, fast);
+    if (eng_graph_plan(g, 1)) fail_msg("%s", lupe_errmsg());
+    /* Golden names to graph names. */
+    static const char *const map[][2] = {{"conv1.w", "conv1.weight"}, {"bn1.g", "bn1.weight"}, {"bn1.b", "bn1.bias"},
+                                         {"conv2.w", "conv2.weight"}, {"bn2.g", "bn2.weight"}, {"bn2.b", "bn2.bias"},
+                                         {"conv3.w", "conv3.weight"}, {"conv3.b", "conv3.bias"},
+                                         {"conv4.w", "conv4.weight"}, {"conv4.b", "conv4.bias"},
+                                         {"conv5.w", "conv5.weight"}, {"conv5.b", "conv5.bias"}};
+    const eng_param *ps = NULL;
+    int np = eng_graph_params(g, &ps);
+    assert_int_equal(np, 12);
+    for (int i = 0; i < 12; i++) {
+        char gname[64];
+        snprintf(gname, sizeof gname, "w0.%s", map[i][0]);
+        const eng_tensor_rec *r = G(gname);
+        int found = 0;
+        for (int k = 0; k < np; k++)
+            if (strcmp(ps[k].name, map[i][1]) == 0) {
+                assert_int_equal(ps[k].n, r->n);
+                memcpy(ps[k].w, r->data, r->n * sizeof(float));
+                found = 1;
+            }
+        assert_true(found);
+    }
+    memcpy(eng_g_data(g, x), G("input")->data, M1 * 3 * sizeof(float));
+    eng_graph_forward(g, 1);
+    expect_close("act.a1", eng_g_data(g, a1), M1 * 8, 1e-5);
+    expect_close("act.a4", eng_g_data(g, a4), M2 * 16, 1e-5);
+    expect_close("output", eng_g_data(g, out), M1 * NO, 1e-5);
+    float loss = (float)head(eng_g_data(g, out), eng_g_grad(g, out), G("target.dist")->data, G("target.cls")->data);
+    expect_close("loss", &loss, 1, 1e-5);
+    eng_graph_backward(g);
+    for (int i = 0; i < 12; i++) {
+        char gname[64];
+        snprintf(gname, sizeof gname, "grad.%s", map[i][0]);
+        for (int k = 0; k < np; k++)
+            if (strcmp(ps[k].name, map[i][1]) == 0) expect_close(gname, ps[k].g, ps[k].n, 1e-5);
+    }
+    /* Checkpoint the graph's state and load it into a fresh plan. */
+    eng_tensor_rec recs[32];
+    int nrec = eng_graph_state(g, recs, 32);
+    assert_int_equal(nrec, 12 + 4);
+    const char *ck = tu_path("graph.ckpt");
+    assert_int_equal(eng_ckpt_save(ck, NULL, recs, (size_t)nrec), LUPE_OK);
+    eng_ckpt *saved = NULL;
+    assert_int_equal(eng_ckpt_load(ck, &saved), LUPE_OK);
+    assert_int_equal(eng_graph_load(g, saved), LUPE_OK);
+    eng_ckpt_free(saved);
+    eng_graph_free(g);
+    eng_ckpt_free(gold);
+}
+
+static void test_golden_graph(void **state)
+{
+    (void)state;
+    run_graph(0);
+}
+
+static void test_graph_errors(void **state)
+{
+    (void)state;
+    eng_graph *g = eng_graph_new("bad");
+    int x = eng_g_input(g, "images", 1, 8, 8, 3);
+    int y = eng_g_conv(g, "conv", x, 4, 3, 1, 1, 2, 0); /* 3 channels in 2 groups */
+    assert_int_equal(y, -1);
+    assert_int_equal(eng_g_silu(g, y), -1);
+    assert_int_equal(eng_graph_plan(g, 1), LUPE_EARG);
+    assert_non_null(strstr(lupe_errmsg(), "conv conv:"));
+    eng_graph_free(g);
+    g = eng_graph_new("bad2");
+    int a = eng_g_input(g, "a", 1, 8, 8, 3), b = eng_g_input(g, "b", 1, 4, 4, 3);
+    assert_int_equal(eng_g_add(g, a, b), -1);
+    assert_int_equal(eng_graph_plan(g, 0), LUPE_EARG);
+    assert_non_null(strstr(lupe_errmsg(), "add: shapes 1x8x8x3 and 1x4x4x3 differ"));
+    eng_graph_free(g);
+}
+
 int main(void)
 {
     lupe_base_init();
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_golden)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_golden), cmocka_unit_test(test_golden_graph),
+                                       cmocka_unit_test(test_graph_errors)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

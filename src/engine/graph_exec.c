@@ -1,0 +1,155 @@
+/*
+ * Running a planned graph: each node's forward and backward, on the
+ * reference ops or, where one exists and the graph allows it, a fast path.
+ * Backward passes accumulate into gradient buffers that eng_graph_backward
+ * zeroed, so a tensor consumed twice sums both gradients.
+ */
+#include <string.h>
+
+#include "engine/graph_internal.h"
+
+static const char *const op_names[] = {"input", "conv", "bn", "silu", "sigmoid", "add", "concat", "slice", "maxpool",
+                                       "upsample2"};
+
+const char *graph__op_name(int op)
+{
+    return op >= 0 && op < (int)(sizeof op_names / sizeof *op_names) ? op_names[op] : "?";
+}
+
+lupe_status graph__prepare(eng_graph *g, g_node *nd, size_t *scratch)
+{
+    (void)g;
+    (void)nd;
+    *scratch = 0;
+    return LUPE_OK;
+}
+
+void graph__node_cleanup(g_node *nd)
+{
+    nd->fast = NULL;
+}
+
+static size_t numel(const g_tensor *t)
+{
+    return (size_t)t->n * t->h * t->w * t->c;
+}
+
+static size_t rows(const g_tensor *t)
+{
+    return (size_t)t->n * t->h * t->w;
+}
+
+#define D(id) (g->arena + g->t[id].off)
+#define GR(id) (g->t[id].goff == SIZE_MAX ? NULL : g->arena + g->t[id].goff)
+#define PW(i) (g->arena + g->p[i].off)
+#define PG(i) (g->arena + g->p[i].goff)
+
+static size_t bn_stride(int c)
+{
+    return ((size_t)c + 15) / 16 * 16;
+}
+
+void graph__forward(eng_graph *g, g_node *nd, int training)
+{
+    const g_tensor *in = &g->t[nd->in[0]], *out = &g->t[nd->out];
+    switch (nd->op) {
+    case OP_INPUT: break;
+    case OP_CONV:
+        eng_conv2d_forward_ref(D(nd->out), D(nd->in[0]), PW(nd->p0), nd->p1 >= 0 ? PW(nd->p1) : NULL, &nd->cd);
+        break;
+    case OP_BN: {
+        float *st = g->arena + nd->st_off;
+        size_t s = bn_stride(in->c);
+        if (training) {
+            eng_bn_forward_train_ref(D(nd->out), st, st + s, D(nd->in[0]), PW(nd->p0), PW(nd->p1), rows(in), in->c,
+                                     nd->eps);
+            eng_bn_update_running(st + 2 * s, st + 3 * s, st, st + s, rows(in), in->c, nd->eps, nd->mom);
+        } else {
+            eng_bn_forward_infer_ref(D(nd->out), D(nd->in[0]), PW(nd->p0), PW(nd->p1), st + 2 * s, st + 3 * s, rows(in),
+                                     in->c, nd->eps);
+        }
+        break;
+    }
+    case OP_SILU: eng_silu_forward_ref(D(nd->out), D(nd->in[0]), numel(in)); break;
+    case OP_SIGMOID: eng_sigmoid_forward_ref(D(nd->out), D(nd->in[0]), numel(in)); break;
+    case OP_ADD: eng_add_forward_ref(D(nd->out), D(nd->in[0]), D(nd->in[1]), numel(in)); break;
+    case OP_CONCAT: {
+        const float *ins[G_MAX_IN];
+        int cs[G_MAX_IN];
+        for (int k = 0; k < nd->nin; k++) ins[k] = D(nd->in[k]), cs[k] = g->t[nd->in[k]].c;
+        eng_concat_forward_ref(D(nd->out), ins, cs, nd->nin, rows(in));
+        break;
+    }
+    case OP_SLICE: {
+        const float *src = D(nd->in[0]);
+        float *dst = D(nd->out);
+        for (size_t r = 0; r < rows(in); r++)
+            memcpy(dst + r * out->c, src + r * in->c + nd->c0, (size_t)out->c * sizeof(float));
+        break;
+    }
+    case OP_MAXPOOL: eng_maxpool_forward_ref(D(nd->out), D(nd->in[0]), in->n, in->h, in->w, in->c, nd->k); break;
+    case OP_UP2: eng_upsample2_forward_ref(D(nd->out), D(nd->in[0]), in->n, in->h, in->w, in->c); break;
+    }
+}
+
+void graph__backward(eng_graph *g, g_node *nd)
+{
+    const g_tensor *in = &g->t[nd->in[0]], *out = &g->t[nd->out];
+    const float *dout = GR(nd->out);
+    if (!dout) return; /* inference plan: no gradients */
+    float *din = nd->op == OP_INPUT ? NULL : GR(nd->in[0]);
+    switch (nd->op) {
+    case OP_INPUT: break;
+    case OP_CONV:
+        eng_conv2d_backward_ref(din, PG(nd->p0), nd->p1 >= 0 ? PG(nd->p1) : NULL, dout, D(nd->in[0]), PW(nd->p0),
+                                &nd->cd);
+        break;
+    case OP_BN: {
+        float *st = g->arena + nd->st_off;
+        eng_bn_backward_ref(din, PG(nd->p0), PG(nd->p1), dout, D(nd->in[0]), st, st + bn_stride(in->c), PW(nd->p0),
+                            rows(in), in->c);
+        break;
+    }
+    case OP_SILU:
+        if (din) eng_silu_backward_ref(din, dout, D(nd->in[0]), numel(in));
+        break;
+    case OP_SIGMOID:
+        if (din) eng_sigmoid_backward_ref(din, dout, D(nd->out), numel(in));
+        break;
+    case OP_ADD: {
+        float *db = GR(nd->in[1]);
+        if (din && db) {
+            eng_add_backward_ref(din, db, dout, numel(in));
+        } else {
+            for (size_t i = 0; i < numel(in); i++) {
+                if (din) din[i] += dout[i];
+                if (db) db[i] += dout[i];
+            }
+        }
+        break;
+    }
+    case OP_CONCAT: {
+        int c0 = 0;
+        for (int k = 0; k < nd->nin; k++) {
+            const g_tensor *t = &g->t[nd->in[k]];
+            float *d = GR(nd->in[k]);
+            if (d)
+                for (size_t r = 0; r < rows(t); r++)
+                    for (int c = 0; c < t->c; c++) d[r * t->c + c] += dout[r * out->c + c0 + c];
+            c0 += t->c;
+        }
+        break;
+    }
+    case OP_SLICE:
+        if (din)
+            for (size_t r = 0; r < rows(in); r++)
+                for (int c = 0; c < out->c; c++) din[r * in->c + nd->c0 + c] += dout[r * out->c + c];
+        break;
+    case OP_MAXPOOL:
+        if (din) eng_maxpool_backward_ref(din, dout, D(nd->in[0]), in->n, in->h, in->w, in->c, nd->k);
+        break;
+    case OP_UP2:
+        if (din) eng_upsample2_backward_ref(din, dout, in->n, in->h, in->w, in->c);
+        break;
+    }
+}

@@ -1,0 +1,66 @@
+/*
+ * What the graph files share: the graph, tensor, node and parameter
+ * records, and the per-op preparation, forward and backward in graph_exec.c.
+ */
+#ifndef LUPE_GRAPH_INTERNAL_H
+#define LUPE_GRAPH_INTERNAL_H
+
+#include "lupe/engine.h"
+
+#define G_MAX_IN 8
+
+enum { OP_INPUT, OP_CONV, OP_BN, OP_SILU, OP_SIGMOID, OP_ADD, OP_CONCAT, OP_SLICE, OP_MAXPOOL, OP_UP2 };
+
+typedef struct g_tensor {
+    int n, h, w, c;
+    size_t off, goff;  /* in floats from the arena start; goff SIZE_MAX = no gradient */
+    int producer;      /* node index */
+    int is_input;
+} g_tensor;
+
+typedef struct g_node {
+    int op;
+    char name[96];
+    int in[G_MAX_IN], nin, out;
+    int p0, p1;        /* parameters: conv weight and bias, bn gamma and beta; -1 = none */
+    eng_conv_dims cd;
+    int k, c0;         /* maxpool kernel; slice first channel */
+    float eps, mom;    /* batch norm */
+    size_t st_off;     /* batch norm: mean, invstd, running mean, running var */
+    char rmean_name[112], rvar_name[112];
+    void *fast;        /* fast-path state (oneDNN), or NULL */
+} g_node;
+
+typedef struct g_param {
+    char name[128];
+    size_t n, off, goff;
+    int group, ndim;
+    int64_t dims[4];
+    float lo, hi;      /* uniform initialisation range */
+} g_param;
+
+struct eng_graph {
+    char name[64];
+    g_tensor *t;
+    int nt, tcap;
+    g_node *nodes;
+    int nn, ncap;
+    g_param *p;
+    int np, pcap;
+    eng_param *params;
+    float *arena;
+    size_t arena_floats, scratch_off;
+    int training, planned, fast;
+    uint64_t seed;
+    lupe_status st;
+    char err[512];
+};
+
+const char *graph__op_name(int op);
+/* Creates fast-path state for a node; *scratch gets its scratch bytes. */
+lupe_status graph__prepare(eng_graph *g, g_node *nd, size_t *scratch);
+void graph__node_cleanup(g_node *nd);
+void graph__forward(eng_graph *g, g_node *nd, int training);
+void graph__backward(eng_graph *g, g_node *nd);
+
+#endif
