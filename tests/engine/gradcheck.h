@@ -108,7 +108,8 @@ static inline double gc_max_error(gc_loss_fn loss, void *ctx, float *p, size_t n
         if (e > worst) worst = e, wj = j;
     }
     if (getenv("GC_VERBOSE") && n)
-        fprintf(stderr, "# gradcheck n=%zu scale=%.3g worst=%.3g at %zu (analytic %.6g numeric %.6g)\n", n, scale, worst,
+        fprintf(stderr, "# gradcheck n=%zu scale=%.3g worst=%.3g at %zu (analytic %.6g numeric %.6g)\n", n, scale,
+                worst,
                 wj, analytic[wj], num[wj]);
     free(num);
     if (scale_out) *scale_out = scale;
@@ -126,7 +127,8 @@ static inline void gc_expect(const char *what, gc_loss_fn loss, void *ctx, float
     const double err = gc_max_error(loss, ctx, p, n, analytic, eps, &scale, &wj);
     if (!(scale > 1e-4)) fail_msg("%s: numeric gradient is ~0 (scale %g), the check would prove nothing", what, scale);
     if (!(err < tol))
-        fail_msg("%s: gradient error %.3g at element %zu exceeds %.3g (analytic %.6g)", what, err, wj, tol, analytic[wj]);
+        fail_msg("%s: gradient error %.3g at element %zu exceeds %.3g (analytic %.6g)", what, err, wj, tol,
+                 analytic[wj]);
 }
 
 /* Largest |a - b| / max(1, max|a|) over n elements: a relative error that is

@@ -152,10 +152,12 @@ static void dense_conv(float *out, const float *in, const float *w, const float 
         for (int y = 0; y < d->h; y++)
             for (int x = 0; x < d->w; x++)
                 for (int c = 0; c < d->c; c++)
-                    pad[((n * hp + y + d->ph) * wp + x + d->pw) * d->c + c] = in[((n * d->h + y) * d->w + x) * d->c + c];
+                    pad[((n * hp + y + d->ph) * wp + x + d->pw) * d->c + c] =
+                        in[((n * d->h + y) * d->w + x) * d->c + c];
     for (int o = 0; o < d->o; o++)
         for (int k = 0; k < d->kh * d->kw; k++)
-            for (int i = 0; i < cg; i++) full[(o * d->kh * d->kw + k) * d->c + (o / og) * cg + i] = w[(o * d->kh * d->kw + k) * cg + i];
+            for (int i = 0; i < cg; i++)
+                full[(o * d->kh * d->kw + k) * d->c + (o / og) * cg + i] = w[(o * d->kh * d->kw + k) * cg + i];
     for (int n = 0; n < d->n; n++)
         for (int oy = 0; oy < d->oh; oy++)
             for (int ox = 0; ox < d->ow; ox++)
@@ -234,7 +236,8 @@ static void test_backward_accumulates(void **state)
     (void)state;
     gc_rng r = gc_seed(13);
     eng_conv_dims d = shape_dims(1);
-    float *in = gc_random(&r, n_in(&d), -1, 1), *w = gc_random(&r, n_w(&d), -1, 1), *g = gc_random(&r, n_out(&d), -1, 1);
+    float *in = gc_random(&r, n_in(&d), -1, 1), *w = gc_random(&r, n_w(&d), -1, 1);
+    float *g = gc_random(&r, n_out(&d), -1, 1);
     float *din = gc_zeros(n_in(&d)), *dw = gc_zeros(n_w(&d)), *db = gc_zeros((size_t)d.o);
     float *din2 = gc_zeros(n_in(&d)), *dw2 = gc_zeros(n_w(&d)), *db2 = gc_zeros((size_t)d.o);
     eng_conv2d_backward_ref(din, dw, db, g, in, w, &d);
