@@ -6,6 +6,7 @@
 #   make test            unit and command tests, normally and under ASan+UBSan
 #   make demo            the main job on embedded defaults
 #   make fuzz FUZZ_SECONDS=600   libFuzzer on every parser, each for that long
+#   make bench           release build of bench/*.c, then runs bench_engine
 #
 # Warnings are errors when CI is set (or WERROR=1).
 
@@ -22,6 +23,9 @@ GIT_DIRTY := $(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 PKGS := libjpeg libpng sqlite3 libsodium jansson libexif expat
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# oneDNN (Debian's libdnnl-dev has no pkg-config file); it runs on OpenMP,
+# whose thread count the engine sets, hence libgomp too.
+PKG_LIBS += -ldnnl -lgomp
 
 WARN := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wvla -Wcast-align -Wwrite-strings -Wundef -Wno-unused-parameter
@@ -114,6 +118,21 @@ demo:
 	@scripts/deps build
 	@$(MAKE) --no-print-directory BUILD=release $(LUPE:build/$(BUILD)/%=build/release/%)
 	@scripts/demo build/release/bin/lupe
+
+# One benchmark program per file: bench/NAME.c -> bin/bench_NAME.
+BENCH_SRCS := $(wildcard bench/*.c)
+$(O)/obj/bench/%.o: bench/%.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(O)/bin/bench_%: $(O)/obj/bench/%.o $(LIBS_ALL)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_LDFLAGS) $< $(LINK_LIBS) -o $@
+
+bench:
+	@scripts/deps build
+	@$(MAKE) --no-print-directory BUILD=release O=build/release $(BENCH_SRCS:bench/%.c=build/release/bin/bench_%)
+	@build/release/bin/bench_engine
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
