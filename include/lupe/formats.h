@@ -79,9 +79,10 @@ lupe_fmt_item *lupe_fmt_doc_add_item(lupe_fmt_doc *doc, const char *image);
 lupe_status lupe_fmt_item_add_box(lupe_fmt_item *it, int cls, double x, double y, double w, double h);
 lupe_status lupe_fmt_doc_skip(lupe_fmt_doc *doc, const char *fmt, ...) LUPE_PRINTF(2, 3);
 
-/* Reads a label file or folder (per format: gt-csv and gt-manifest and coco
- * take a file; yolo a folder with labels/ and a classes file; voc a folder
- * of .xml files or one .xml file). A file that cannot be understood at all
+/* Reads a label file or folder (gt-csv: a .csv file or a folder with
+ * labels.csv; gt-manifest: a file or a folder with output.manifest; coco: a
+ * .json file or a folder with annotations/ holding .json files; yolo: a folder with
+ * labels/ and a classes file; voc: a folder of .xml files or one file). A file that cannot be understood at all
  * is an error naming file, line or byte; a row or box that is wrong is
  * skipped and listed in doc->skipped, so nothing is silently dropped.
  * Caps: 1 GiB per file, 10M items, 10k boxes per image, 10k classes. */
@@ -99,10 +100,10 @@ lupe_status lupe_fmt_parse_yolo_labels(lupe_fmt_doc *doc, const char *image, con
                                        const char *source_name);
 
 /* Writes doc as a folder any other tool can train on, copying each item's
- * src_path to its export_name (hard link where possible). Boxes must be in
- * pixels and width/height known. The folder is built under OUT.partial and
- * renamed to out_dir when complete; out_dir must not exist. Layouts are in
- * docs/formats.md. */
+ * src_path to its export_name (a copy, so edits in the export cannot reach
+ * the workspace). Boxes must be in pixels and width/height known. The
+ * folder is built under OUT.partial and renamed to out_dir when complete;
+ * out_dir must not exist. Layouts are in docs/formats-labels.md. */
 lupe_status lupe_fmt_write(lupe_fmt_kind kind, const lupe_fmt_doc *doc, const char *out_dir);
 
 #endif

@@ -49,13 +49,26 @@ lupe_status lupe_json_load_file(const char *path, size_t max_bytes, struct json_
 char *lupe_json_dump(const struct json_t *j, int pretty)
 {
     size_t flags = JSON_SORT_KEYS | (pretty ? JSON_INDENT(2) : JSON_COMPACT);
+    /* jansson 2.14 can return truncated JSON (a key silently dropped) when
+     * an allocation fails inside json_dumps, so any failure counted by the
+     * funnel during the dump means the text cannot be trusted. */
+    lupe_alloc_stats before, after;
+    lupe_alloc_get_stats(&before);
     char *s = json_dumps(j, flags);
-    if (!s) return NULL;
+    lupe_alloc_get_stats(&after);
+    json_free_t jfree;
+    json_get_alloc_funcs(NULL, &jfree);
+    if (s && after.failures != before.failures) {
+        jfree(s);
+        s = NULL;
+    }
+    if (!s) {
+        lupe_err(LUPE_ENOMEM, "out of memory writing JSON");
+        return NULL;
+    }
     /* json_dumps used the funnel (lupe_json_use_funnel), but callers may
      * not have called it; copy so the result is always a funnel string. */
     char *r = lupe_strdup(s);
-    json_free_t f;
-    json_get_alloc_funcs(NULL, &f);
-    f(s);
+    jfree(s);
     return r;
 }

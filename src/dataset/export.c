@@ -31,8 +31,16 @@ lupe_status lupe_dataset_export(lupe_ws *ws, const char *ref, lupe_fmt_kind kind
         fi->split = lupe_strdup(lupe_split_name(it->split));
         fi->src_path = lupe_obj_path(ws, it->image);
         /* File names can repeat across source folders; the id prefix keeps
-         * exported names unique without losing the original name. */
-        fi->export_name = lupe_asprintf("%.12s-%s", it->image, it->file_name);
+         * exported names unique without losing the original name. The
+         * extension follows the content (a PNG ingested as x.bin exports as
+         * .png), since YOLO tools find images by extension. */
+        lupe_image im;
+        if ((st = lupe_image_get(ws, it->image, &im))) break;
+        const char *dot = strrchr(it->file_name, '.');
+        int stem = dot && dot != it->file_name ? (int)(dot - it->file_name) : (int)strlen(it->file_name);
+        fi->export_name = lupe_asprintf("%.12s-%.*s.%s", it->image, stem, it->file_name,
+                                        strcmp(im.format, "png") == 0 ? "png" : "jpg");
+        lupe_image_cleanup(&im);
         if (!fi->split || !fi->src_path || !fi->export_name) {
             st = LUPE_ENOMEM;
             break;

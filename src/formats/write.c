@@ -187,18 +187,10 @@ lupe_status fmt__out_image(fmt__out *o, const char *rel, const lupe_fmt_item *it
     if (st) return st;
     char *dst = lupe_path_join(o->root, rel);
     if (!dst) return LUPE_ENOMEM;
-    /* AT_SYMLINK_FOLLOW: link the image, not a symbolic link to it. A hard
-     * link shares the bytes, so nothing is copied when the export sits on
-     * the same file system as the images. */
-    if (linkat(AT_FDCWD, it->src_path, AT_FDCWD, dst, AT_SYMLINK_FOLLOW) != 0) {
-        int e = errno;
-        if (e == EXDEV || e == EPERM || e == EMLINK || e == ENOTSUP || e == EOPNOTSUPP || e == EACCES) {
-            st = copy_file(it->src_path, dst);
-        } else {
-            st = lupe_err(e == ENOENT ? LUPE_ENOTFOUND : e == EEXIST ? LUPE_EEXIST : LUPE_EIO, "image %s: link to %s: %s",
-                          it->src_path, dst, strerror(e));
-        }
-    }
+    /* Always a copy, never a hard link: an exported folder is handed to
+     * other tools, and one that edited an image in place would otherwise
+     * change the workspace's object behind its hash. */
+    st = copy_file(it->src_path, dst);
     lupe_free(dst);
     return st;
 }
