@@ -130,7 +130,8 @@ int eng_g_conv_bn_silu(eng_graph *g, const char *name, int x, int o, int k, int 
  * Parameters start as PyTorch initialises them (uniform +-1/sqrt(fan_in)
  * for conv weights and biases, batch norm 1 and 0), from a fixed seed. */
 lupe_status eng_graph_plan(eng_graph *g, int training);
-/* Use the oneDNN paths where they exist (default) or only the references. */
+/* Use the oneDNN paths where they exist (default) or only the references;
+ * call before planning. */
 void eng_graph_set_fast(eng_graph *g, int fast);
 void eng_graph_shape(const eng_graph *g, int t, int shape[4]); /* n, h, w, c */
 float *eng_g_data(eng_graph *g, int t);

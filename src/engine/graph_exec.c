@@ -18,14 +18,24 @@ const char *graph__op_name(int op)
 
 lupe_status graph__prepare(eng_graph *g, g_node *nd, size_t *scratch)
 {
-    (void)g;
-    (void)nd;
     *scratch = 0;
+    if (nd->op != OP_CONV || !g->fast) return LUPE_OK;
+    eng_conv_fast *cf = NULL;
+    lupe_status st = eng_conv_fast_new(&nd->cd, nd->p1 >= 0, &cf);
+    if (st == LUPE_EUNSUPPORTED) {
+        /* oneDNN has no kernel for this shape: the reference runs it. */
+        lupe_log_debug("graph %s: %s runs on the reference convolution: %s", g->name, nd->name, lupe_errmsg());
+        return LUPE_OK;
+    }
+    if (st) return st;
+    nd->fast = cf;
+    *scratch = eng_conv_fast_scratch(cf);
     return LUPE_OK;
 }
 
 void graph__node_cleanup(g_node *nd)
 {
+    if (nd->op == OP_CONV) eng_conv_fast_free(nd->fast);
     nd->fast = NULL;
 }
 
@@ -55,7 +65,11 @@ void graph__forward(eng_graph *g, g_node *nd, int training)
     switch (nd->op) {
     case OP_INPUT: break;
     case OP_CONV:
-        eng_conv2d_forward_ref(D(nd->out), D(nd->in[0]), PW(nd->p0), nd->p1 >= 0 ? PW(nd->p1) : NULL, &nd->cd);
+        /* The fast path fails only on a oneDNN runtime error; the reference
+         * then computes the same result. */
+        if (!nd->fast || eng_conv_fast_forward(nd->fast, D(nd->out), D(nd->in[0]), PW(nd->p0),
+                                               nd->p1 >= 0 ? PW(nd->p1) : NULL, g->arena + g->scratch_off))
+            eng_conv2d_forward_ref(D(nd->out), D(nd->in[0]), PW(nd->p0), nd->p1 >= 0 ? PW(nd->p1) : NULL, &nd->cd);
         break;
     case OP_BN: {
         float *st = g->arena + nd->st_off;
@@ -101,8 +115,10 @@ void graph__backward(eng_graph *g, g_node *nd)
     switch (nd->op) {
     case OP_INPUT: break;
     case OP_CONV:
-        eng_conv2d_backward_ref(din, PG(nd->p0), nd->p1 >= 0 ? PG(nd->p1) : NULL, dout, D(nd->in[0]), PW(nd->p0),
-                                &nd->cd);
+        if (!nd->fast || eng_conv_fast_backward(nd->fast, din, PG(nd->p0), nd->p1 >= 0 ? PG(nd->p1) : NULL, dout,
+                                                D(nd->in[0]), PW(nd->p0), g->arena + g->scratch_off))
+            eng_conv2d_backward_ref(din, PG(nd->p0), nd->p1 >= 0 ? PG(nd->p1) : NULL, dout, D(nd->in[0]), PW(nd->p0),
+                                    &nd->cd);
         break;
     case OP_BN: {
         float *st = g->arena + nd->st_off;
