@@ -83,6 +83,10 @@ $(O)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# The fast element-wise, batch-norm and pooling ops run on OpenMP threads
+# (libgomp, linked above for oneDNN); only that file needs the pragmas.
+$(O)/obj/engine/fast_ops.o: ALL_CFLAGS += -fopenmp
+
 $(O)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests $(shell pkg-config --cflags cmocka) -c $< -o $@

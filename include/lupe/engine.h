@@ -295,4 +295,42 @@ const char *eng_conv_fast_impl(const eng_conv_fast *c, eng_conv_pass pass);
 void eng_set_threads(int n);
 int eng_get_threads(void);
 
+/* ---- fast element-wise, batch norm, concat, pooling ----------------------
+ * The _ref ops above with the same buffers, shapes and contracts (backward
+ * passes accumulate; NULL din/dgamma/dbeta, da/db and dins[i] are skipped;
+ * element-wise forwards and batch norm accept out == in), vectorised and run
+ * on eng_get_threads() OpenMP threads (fewer for small tensors; one when
+ * built without OpenMP). Nothing is allocated: per-thread sums live on the
+ * threads' stacks. Differences from the references, which compute in double
+ * (tested in tests/engine/test_fast_ops.c):
+ *   - add, concat, max pooling, upsampling: bit-identical.
+ *   - sigmoid, SiLU: float arithmetic with a polynomial exp of about 1 ulp;
+ *     outputs within a few ulp (relative 1e-6), 0 instead of a value below
+ *     1.2e-38 (sigmoid(x) for x < -87.5); gradients within 1e-6 of
+ *     |dy| * max(1, |x|) (SiLU) or |dy| (sigmoid).
+ *   - batch norm: statistics in double (mean, invstd within a float
+ *     rounding), the normalisation and gradients in float: relative 1e-5 of
+ *     the tensor's largest value, also for means far from 0. Above 1024
+ *     channels inference batch norm runs the reference.
+ * Results do not depend on timing; the batch-norm sums (in double) depend
+ * on the thread count only in their last bits. */
+void eng_bn_forward_train_fast(float *out, float *mean, float *invstd, const float *in, const float *gamma,
+                               const float *beta, size_t m, int c, float eps);
+void eng_bn_forward_infer_fast(float *out, const float *in, const float *gamma, const float *beta, const float *rmean,
+                               const float *rvar, size_t m, int c, float eps);
+void eng_bn_backward_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                          const float *mean, const float *invstd, const float *gamma, size_t m, int c);
+void eng_silu_forward_fast(float *out, const float *in, size_t n);
+void eng_silu_backward_fast(float *din, const float *dout, const float *in, size_t n);
+void eng_sigmoid_forward_fast(float *out, const float *in, size_t n);
+void eng_sigmoid_backward_fast(float *din, const float *dout, const float *out, size_t n);
+void eng_add_forward_fast(float *out, const float *a, const float *b, size_t n);
+void eng_add_backward_fast(float *da, float *db, const float *dout, size_t n);
+void eng_concat_forward_fast(float *out, const float *const *ins, const int *cs, int k, size_t m);
+void eng_concat_backward_fast(float *const *dins, const int *cs, int k, const float *dout, size_t m);
+void eng_maxpool_forward_fast(float *out, const float *in, int n, int h, int w, int c, int k);
+void eng_maxpool_backward_fast(float *din, const float *dout, const float *in, int n, int h, int w, int c, int k);
+void eng_upsample2_forward_fast(float *out, const float *in, int n, int h, int w, int c);
+void eng_upsample2_backward_fast(float *din, const float *dout, int n, int h, int w, int c);
+
 #endif
