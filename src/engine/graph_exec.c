@@ -75,23 +75,28 @@ void graph__forward(eng_graph *g, g_node *nd, int training)
         float *st = g->arena + nd->st_off;
         size_t s = bn_stride(in->c);
         if (training) {
-            eng_bn_forward_train_ref(D(nd->out), st, st + s, D(nd->in[0]), PW(nd->p0), PW(nd->p1), rows(in), in->c,
-                                     nd->eps);
+            (g->fast ? eng_bn_forward_train_fast : eng_bn_forward_train_ref)(D(nd->out), st, st + s, D(nd->in[0]),
+                                                                          PW(nd->p0), PW(nd->p1), rows(in), in->c,
+                                                                          nd->eps);
             eng_bn_update_running(st + 2 * s, st + 3 * s, st, st + s, rows(in), in->c, nd->eps, nd->mom);
         } else {
-            eng_bn_forward_infer_ref(D(nd->out), D(nd->in[0]), PW(nd->p0), PW(nd->p1), st + 2 * s, st + 3 * s, rows(in),
-                                     in->c, nd->eps);
+            (g->fast ? eng_bn_forward_infer_fast : eng_bn_forward_infer_ref)(
+                D(nd->out), D(nd->in[0]), PW(nd->p0), PW(nd->p1), st + 2 * s, st + 3 * s, rows(in), in->c, nd->eps);
         }
         break;
     }
-    case OP_SILU: eng_silu_forward_ref(D(nd->out), D(nd->in[0]), numel(in)); break;
-    case OP_SIGMOID: eng_sigmoid_forward_ref(D(nd->out), D(nd->in[0]), numel(in)); break;
-    case OP_ADD: eng_add_forward_ref(D(nd->out), D(nd->in[0]), D(nd->in[1]), numel(in)); break;
+    case OP_SILU: (g->fast ? eng_silu_forward_fast : eng_silu_forward_ref)(D(nd->out), D(nd->in[0]), numel(in)); break;
+    case OP_SIGMOID:
+        (g->fast ? eng_sigmoid_forward_fast : eng_sigmoid_forward_ref)(D(nd->out), D(nd->in[0]), numel(in));
+        break;
+    case OP_ADD:
+        (g->fast ? eng_add_forward_fast : eng_add_forward_ref)(D(nd->out), D(nd->in[0]), D(nd->in[1]), numel(in));
+        break;
     case OP_CONCAT: {
         const float *ins[G_MAX_IN];
         int cs[G_MAX_IN];
         for (int k = 0; k < nd->nin; k++) ins[k] = D(nd->in[k]), cs[k] = g->t[nd->in[k]].c;
-        eng_concat_forward_ref(D(nd->out), ins, cs, nd->nin, rows(in));
+        (g->fast ? eng_concat_forward_fast : eng_concat_forward_ref)(D(nd->out), ins, cs, nd->nin, rows(in));
         break;
     }
     case OP_SLICE: {
@@ -101,8 +106,14 @@ void graph__forward(eng_graph *g, g_node *nd, int training)
             memcpy(dst + r * out->c, src + r * in->c + nd->c0, (size_t)out->c * sizeof(float));
         break;
     }
-    case OP_MAXPOOL: eng_maxpool_forward_ref(D(nd->out), D(nd->in[0]), in->n, in->h, in->w, in->c, nd->k); break;
-    case OP_UP2: eng_upsample2_forward_ref(D(nd->out), D(nd->in[0]), in->n, in->h, in->w, in->c); break;
+    case OP_MAXPOOL:
+        (g->fast ? eng_maxpool_forward_fast : eng_maxpool_forward_ref)(D(nd->out), D(nd->in[0]), in->n, in->h, in->w,
+                                                                       in->c, nd->k);
+        break;
+    case OP_UP2:
+        (g->fast ? eng_upsample2_forward_fast : eng_upsample2_forward_ref)(D(nd->out), D(nd->in[0]), in->n, in->h,
+                                                                           in->w, in->c);
+        break;
     }
 }
 
@@ -122,38 +133,25 @@ void graph__backward(eng_graph *g, g_node *nd)
         break;
     case OP_BN: {
         float *st = g->arena + nd->st_off;
-        eng_bn_backward_ref(din, PG(nd->p0), PG(nd->p1), dout, D(nd->in[0]), st, st + bn_stride(in->c), PW(nd->p0),
-                            rows(in), in->c);
+        (g->fast ? eng_bn_backward_fast : eng_bn_backward_ref)(din, PG(nd->p0), PG(nd->p1), dout, D(nd->in[0]), st,
+                                                               st + bn_stride(in->c), PW(nd->p0), rows(in), in->c);
         break;
     }
     case OP_SILU:
-        if (din) eng_silu_backward_ref(din, dout, D(nd->in[0]), numel(in));
+        if (din) (g->fast ? eng_silu_backward_fast : eng_silu_backward_ref)(din, dout, D(nd->in[0]), numel(in));
         break;
     case OP_SIGMOID:
-        if (din) eng_sigmoid_backward_ref(din, dout, D(nd->out), numel(in));
+        if (din) (g->fast ? eng_sigmoid_backward_fast : eng_sigmoid_backward_ref)(din, dout, D(nd->out), numel(in));
         break;
-    case OP_ADD: {
-        float *db = GR(nd->in[1]);
-        if (din && db) {
-            eng_add_backward_ref(din, db, dout, numel(in));
-        } else {
-            for (size_t i = 0; i < numel(in); i++) {
-                if (din) din[i] += dout[i];
-                if (db) db[i] += dout[i];
-            }
-        }
+    case OP_ADD:
+        /* Both accept a NULL side (an input with no gradient). */
+        (g->fast ? eng_add_backward_fast : eng_add_backward_ref)(din, GR(nd->in[1]), dout, numel(in));
         break;
-    }
     case OP_CONCAT: {
-        int c0 = 0;
-        for (int k = 0; k < nd->nin; k++) {
-            const g_tensor *t = &g->t[nd->in[k]];
-            float *d = GR(nd->in[k]);
-            if (d)
-                for (size_t r = 0; r < rows(t); r++)
-                    for (int c = 0; c < t->c; c++) d[r * t->c + c] += dout[r * out->c + c0 + c];
-            c0 += t->c;
-        }
+        float *dins[G_MAX_IN];
+        int cs[G_MAX_IN];
+        for (int k = 0; k < nd->nin; k++) dins[k] = GR(nd->in[k]), cs[k] = g->t[nd->in[k]].c;
+        (g->fast ? eng_concat_backward_fast : eng_concat_backward_ref)(dins, cs, nd->nin, dout, rows(in));
         break;
     }
     case OP_SLICE:
@@ -162,10 +160,12 @@ void graph__backward(eng_graph *g, g_node *nd)
                 for (int c = 0; c < out->c; c++) din[r * in->c + nd->c0 + c] += dout[r * out->c + c];
         break;
     case OP_MAXPOOL:
-        if (din) eng_maxpool_backward_ref(din, dout, D(nd->in[0]), in->n, in->h, in->w, in->c, nd->k);
+        if (din)
+            (g->fast ? eng_maxpool_backward_fast : eng_maxpool_backward_ref)(din, dout, D(nd->in[0]), in->n, in->h,
+                                                                             in->w, in->c, nd->k);
         break;
     case OP_UP2:
-        if (din) eng_upsample2_backward_ref(din, dout, in->n, in->h, in->w, in->c);
+        if (din) (g->fast ? eng_upsample2_backward_fast : eng_upsample2_backward_ref)(din, dout, in->n, in->h, in->w, in->c);
         break;
     }
 }
