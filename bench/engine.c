@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lupe/engine.h"
 
@@ -22,13 +23,13 @@ typedef struct opts {
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_engine [--batch N] [--size S] [--reps R] [--threads T] [--no-bf16] [--quick]\n"
-                    "  defaults: batch 16, size 480, 5 timed runs after one warm-up, all cores\n"
+                    "  defaults: batch 16, size 480, 7 timed runs after one warm-up, all cores\n"
                     "  --quick: batch 2, 3 runs (a smoke test of the program)\n");
 }
 
 static int parse_opts(int argc, char **argv, opts *o)
 {
-    *o = (opts){.batch = 16, .size = 480, .reps = 5, .threads = 0, .bf16 = 1, .nc = 1};
+    *o = (opts){.batch = 16, .size = 480, .reps = 7, .threads = 0, .bf16 = 1, .nc = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int *dst = !strcmp(a, "--batch") ? &o->batch : !strcmp(a, "--size") ? &o->size
@@ -129,7 +130,7 @@ static void *peak_thread(void *p)
     return NULL;
 }
 
-/* GFLOP/s of nthr threads running the loop at once; best of three. */
+/* GFLOP/s of nthr threads running the loop at once; best of five. */
 static double peak_gflops(int nthr)
 {
     const long iters = have_avx512 ? 20000000 : 40000000; /* ~0.3 s at 3 GHz */
@@ -138,7 +139,7 @@ static double peak_gflops(int nthr)
     peak_arg a;
     pthread_barrier_t start;
     if (nthr > 256) nthr = 256;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < 5; rep++) {
         pthread_barrier_init(&start, NULL, (unsigned)nthr + 1);
         a = (peak_arg){iters, &start};
         for (int i = 0; i < nthr; i++) pthread_create(&th[i], NULL, peak_thread, &a);
@@ -235,7 +236,7 @@ static float *fbuf(size_t n, void **keep, uint64_t *seed)
 }
 
 typedef struct result {
-    double ms[3]; /* median per call: forward, backward data, backward weights */
+    double ms[4]; /* median per call: forward, backward data, backward weights, backward data overwriting */
     char impl[3][64];
 } result;
 
@@ -247,7 +248,8 @@ static void die_st(lupe_status st, const char *what)
 
 /* Times the three passes of one shape through eng_conv_fast. Backward data
  * includes its add into din, backward weights the reorder-add into dw:
- * those are part of what a training step pays. */
+ * those are part of what a training step pays. A fourth pass times the
+ * overwriting backward data, to show what the add costs. */
 static void time_fp32(const cshape *s, const opts *o, result *r)
 {
     eng_conv_dims d = yolo_dims(s, o);
@@ -265,17 +267,18 @@ static void time_fp32(const cshape *s, const opts *o, result *r)
     if (!scratch) die_st(LUPE_ENOMEM, "scratch");
     double t[64];
     const int reps = o->reps < 64 ? o->reps : 64;
-    for (int pass = 0; pass < 3; pass++) {
+    for (int pass = 0; pass < 4; pass++) {
         for (int i = -1; i < reps; i++) { /* i = -1: warm-up */
             double t0 = lupe_time_mono();
             if (pass == 0) st = eng_conv_fast_forward(c, out, in, w, s->bias ? b : NULL, scratch);
             else if (pass == 1) st = eng_conv_fast_backward_data(c, din, dout, w, scratch);
-            else st = eng_conv_fast_backward_weights(c, dw, s->bias ? db : NULL, dout, in, scratch);
+            else if (pass == 2) st = eng_conv_fast_backward_weights(c, dw, s->bias ? db : NULL, dout, in, scratch);
+            else st = eng_conv_fast_backward_data_set(c, din, dout, w, scratch);
             if (st) die_st(st, s->name);
             if (i >= 0) t[i] = lupe_time_mono() - t0;
         }
         r->ms[pass] = 1e3 * median(t, reps);
-        snprintf(r->impl[pass], sizeof r->impl[pass], "%s", eng_conv_fast_impl(c, (eng_conv_pass)pass));
+        if (pass < 3) snprintf(r->impl[pass], sizeof r->impl[pass], "%s", eng_conv_fast_impl(c, (eng_conv_pass)pass));
     }
     eng_conv_fast_free(c);
     lupe_free(scratch);
@@ -390,17 +393,26 @@ out:
 }
 
 /* ---- report ------------------------------------------------------------- */
-/* The 1-minute load average, or -1. Other processes on the cores stall
- * oneDNN's OpenMP barriers, so a busy machine gives low, noisy figures. */
-static double loadavg(void)
+/* Other processes on the cores stall oneDNN's OpenMP barriers (a thread
+ * that is descheduled holds up the rest until the next time slice), so a
+ * busy machine gives low, noisy figures. This samples the number of tasks
+ * running now (the fourth field of /proc/loadavg, which counts this one)
+ * ten times over 0.2 s and returns the mean of the others, or -1. */
+static double others_running(void)
 {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
+    double sum = 0;
+    int n = 0;
+    for (int i = 0; i < 10; i++) {
+        FILE *f = fopen("/proc/loadavg", "r");
+        int run = 0, total = 0;
+        if (f) {
+            if (fscanf(f, "%*f %*f %*f %d/%d", &run, &total) == 2) sum += run - 1, n++;
+            fclose(f);
+        }
+        struct timespec ts = {0, 20000000};
+        nanosleep(&ts, NULL);
     }
-    return l;
+    return n ? sum / n : -1;
 }
 
 static const char *isa_name(dnnl_cpu_isa_t isa)
@@ -463,6 +475,14 @@ static double report(const char *title, const result *res, const opts *o, double
     }
     printf("  %-17s %8.1f ms %8.1f GFLOP/s  %5.1f%% of peak  (%.1f GFLOP per step)\n", "all three", tm,
            tf / (tm * 1e-3) / 1e9, 100 * tf / (tm * 1e-3) / 1e9 / peak, tf / 1e9);
+    if (res[0].ms[3] > 0) {
+        double ms3 = 0;
+        for (int i = 0; i < NYOLO; i++) ms3 += res[i].ms[3] * yolo[i].count;
+        const double g = flops[1] / (ms3 * 1e-3) / 1e9;
+        printf("  backward-data overwriting din (no add pass): %.1f ms, %.1f GFLOP/s, %.1f%% of peak; the add is "
+               "%.0f%% of backward-data\n",
+               ms3, g, 100 * g / peak, 100 * (ms[1] - ms3) / ms[1]);
+    }
     return tm;
 }
 
@@ -485,16 +505,20 @@ int main(int argc, char **argv)
     printf("lupe engine benchmark: oneDNN %d.%d.%d, ISA %s, %d threads\n", v->major, v->minor, v->patch,
            isa_name(dnnl_get_effective_cpu_isa()), nthr);
 
-    const double load = loadavg();
-    if (load > 0.5)
-        printf("warning: load average %.2f before starting: other work shares these cores, so the figures below "
-               "are low and noisy\n",
-               load);
+    const double busy = others_running();
+    if (busy > 0.3)
+        printf("warning: %.1f other tasks running on average: they share these cores, so the figures below are "
+               "low and noisy\n",
+               busy);
     double t0 = lupe_time_mono();
     const double peak1 = peak_gflops(1), peakn = nthr > 1 ? peak_gflops(nthr) : peak1;
     printf("fp32 peak (%s FMA loop, %d independent accumulators): 1 thread %.1f GFLOP/s, %d threads %.1f GFLOP/s "
            "(%.2fx)\n",
            have_avx512 ? "AVX-512" : "AVX2", have_avx512 ? NACC : 12, peak1, nthr, peakn, peakn / peak1);
+    if (peakn / peak1 < 0.8 * nthr)
+        printf("warning: %d threads reach only %.2fx one thread's peak: the cores are shared (another process, or "
+               "hyper-threads of one core)\n",
+               nthr, peakn / peak1);
 
     int total = 0;
     double fwd1 = 0;
@@ -518,7 +542,7 @@ int main(int argc, char **argv)
         dnnl_stream_t strm = NULL;
         int ok = dn_ok(dnnl_engine_create(&eng, dnnl_cpu, 0), "engine") &&
                  dn_ok(dnnl_stream_create(&strm, eng, dnnl_stream_default_flags), "stream");
-        for (int i = 0; ok && i < NYOLO; i++) ok = time_bf16(&yolo[i], &o, eng, strm, &res[i]);
+        for (int i = 0; ok && i < NYOLO; i++) res[i].ms[3] = 0, ok = time_bf16(&yolo[i], &o, eng, strm, &res[i]);
         if (ok) {
             double sb = report("bf16 oneDNN primitives (f32 accumulation and weight gradients; 'peak' is still the "
                                "fp32 peak)", res, &o, peakn);
@@ -532,6 +556,7 @@ int main(int argc, char **argv)
         printf("\nbf16: skipped (%s)\n", o.bf16 ? "the CPU has no AVX512_BF16" : "--no-bf16");
     }
     lupe_free(res);
-    printf("\nbenchmark took %.0f s (load average at the end %.2f)\n", lupe_time_mono() - t0, loadavg());
+    printf("\nbenchmark took %.0f s (other tasks running at the end: %.1f)\n", lupe_time_mono() - t0,
+           others_running());
     return 0;
 }

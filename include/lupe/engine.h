@@ -281,6 +281,10 @@ lupe_status eng_conv_fast_forward(eng_conv_fast *c, float *out, const float *in,
 /* din += gradient of the input for dout. */
 lupe_status eng_conv_fast_backward_data(eng_conv_fast *c, float *din, const float *dout, const float *w,
                                         void *scratch);
+/* din = gradient of the input (overwrites): for a din that no other op
+ * adds to, this skips the add pass, about a sixth of backward-data's time. */
+lupe_status eng_conv_fast_backward_data_set(eng_conv_fast *c, float *din, const float *dout, const float *w,
+                                            void *scratch);
 /* dw += gradient of the weights; db (may be NULL; only with_bias) += sum of dout. */
 lupe_status eng_conv_fast_backward_weights(eng_conv_fast *c, float *dw, float *db, const float *dout,
                                            const float *in, void *scratch);

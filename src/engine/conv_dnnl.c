@@ -359,7 +359,9 @@ lupe_status eng_conv_fast_forward(eng_conv_fast *c, float *out, const float *in,
     return run(c, &c->fwd, a, c->with_bias ? 4 : 3, sp, "forward convolution");
 }
 
-lupe_status eng_conv_fast_backward_data(eng_conv_fast *c, float *din, const float *dout, const float *w, void *scratch)
+/* The input gradient into din (add = 0) or into the scratch's temporary
+ * and then added to din. */
+static lupe_status backward_data(eng_conv_fast *c, float *din, const float *dout, const float *w, void *scratch, int add)
 {
     assert(c && din && dout && w && scratch);
     lupe_status st;
@@ -374,10 +376,22 @@ lupe_status eng_conv_fast_backward_data(eng_conv_fast *c, float *din, const floa
         if ((st = run(c, &c->w_to_bwd_d, a, 2, sp, "reordering weights"))) return st;
         wm = c->m_w_bwd_d;
     }
-    dnnl_exec_arg_t a[] = {{DNNL_ARG_DIFF_DST, c->m_out}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_SRC, c->m_din_tmp}};
-    if ((st = run(c, &c->bwd_d, a, 3, sp, "backward-data convolution"))) return st;
+    dnnl_exec_arg_t a[] = {{DNNL_ARG_DIFF_DST, c->m_out}, {DNNL_ARG_WEIGHTS, wm},
+                           {DNNL_ARG_DIFF_SRC, add ? c->m_din_tmp : c->m_din}};
+    if ((st = run(c, &c->bwd_d, a, 3, sp, "backward-data convolution")) || !add) return st;
     dnnl_exec_arg_t s[] = {{DNNL_ARG_SRC_0, c->m_din}, {DNNL_ARG_SRC_1, c->m_din_tmp}, {DNNL_ARG_DST, c->m_din}};
     return run(c, &c->din_add, s, 3, sp, "adding the input gradient");
+}
+
+lupe_status eng_conv_fast_backward_data(eng_conv_fast *c, float *din, const float *dout, const float *w, void *scratch)
+{
+    return backward_data(c, din, dout, w, scratch, 1);
+}
+
+lupe_status eng_conv_fast_backward_data_set(eng_conv_fast *c, float *din, const float *dout, const float *w,
+                                            void *scratch)
+{
+    return backward_data(c, din, dout, w, scratch, 0);
 }
 
 lupe_status eng_conv_fast_backward_weights(eng_conv_fast *c, float *dw, float *db, const float *dout, const float *in,

@@ -128,7 +128,8 @@ static void test_backward_accumulates(void **state)
 
 /* Gradients from zero: calling backward twice gives exactly twice once
  * (the same kernel on the same data, so the sums are bit-identical and the
- * doubling is exact), and the split calls add up to the combined one. */
+ * doubling is exact), the split calls add up to the combined one, and the
+ * overwriting backward-data gives the same values whatever din held. */
 static void test_twice_doubles(void **state)
 {
     (void)state;
@@ -148,6 +149,11 @@ static void test_twice_doubles(void **state)
     assert_memory_equal(din1, din2, n_in(&d) * sizeof(float));
     assert_memory_equal(dw1, dw2, n_w(&d) * sizeof(float));
     assert_memory_equal(db1, db2, (size_t)d.o * sizeof(float));
+    /* The overwriting variant ignores what din held. */
+    float *din3 = gc_random(&r, n_in(&d), -1, 1);
+    assert_int_equal(eng_conv_fast_backward_data_set(c, din3, dout, w, scratch), LUPE_OK);
+    assert_memory_equal(din1, din3, n_in(&d) * sizeof(float));
+    free(din3);
     assert_int_equal(eng_conv_fast_backward(c, din2, dw2, db2, dout, in, w, scratch), LUPE_OK);
     size_t nonzero = 0;
     for (size_t i = 0; i < n_in(&d); i++) assert_true(din2[i] == 2 * din1[i]), nonzero += din1[i] != 0;
