@@ -74,7 +74,7 @@ TEST_BINS := $(patsubst tests/%.c,$(O)/tests/%,$(TEST_SRCS))
 TEST_LIB_SRCS := $(wildcard tests/lib/*.c)
 TEST_LIB_OBJS := $(patsubst tests/%.c,$(O)/obj/tests/%.o,$(TEST_LIB_SRCS))
 
-.PHONY: all libs test test-unit check-deps demo fuzz golden clean format help
+.PHONY: all libs test test-unit check-deps demo fuzz golden bench clean format help
 all: $(LUPE) $(TEST_BINS)
 
 libs: $(LIBS_ALL)
