@@ -78,7 +78,7 @@ static int new_tensor(eng_graph *g, int n, int h, int w, int c, int producer)
 {
     if (grow((void **)&g->t, &g->tcap, g->nt + 1, sizeof *g->t)) return fail(g, "out of memory");
     g_tensor *t = &g->t[g->nt];
-    *t = (g_tensor){n, h, w, c, 0, SIZE_MAX, producer, 0};
+    *t = (g_tensor){.n = n, .h = h, .w = w, .c = c, .goff = SIZE_MAX, .producer = producer, .last = -1};
     return g->nt++;
 }
 
@@ -254,6 +254,90 @@ static double rnd(uint64_t *s)
     return (double)((*s * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
 }
 
+/* A buffer to place: it lives from node `from` to node `to` (inclusive).
+ * Buffers whose lives do not overlap may share memory. */
+typedef struct slot {
+    size_t n, off;
+    int from, to;
+    int tensor, grad;
+} slot;
+
+static int by_size_desc(const void *a, const void *b)
+{
+    const slot *x = a, *y = b;
+    if (x->n != y->n) return x->n < y->n ? 1 : -1;
+    return x->tensor - y->tensor;
+}
+
+/* Places slots at the lowest offsets that clash with no placed slot whose
+ * life overlaps, largest first (a greedy plan as TFLite's arena planner
+ * makes). Returns the bytes the region needs, in floats. */
+static size_t place_slots(slot *s, int n)
+{
+    qsort(s, (size_t)n, sizeof *s, by_size_desc);
+    size_t top = 0;
+    for (int i = 0; i < n; i++) {
+        size_t off = 0;
+        for (int moved = 1; moved;) {
+            moved = 0;
+            for (int k = 0; k < i; k++) {
+                if (s[k].to < s[i].from || s[i].to < s[k].from) continue; /* lives apart */
+                if (off + s[i].n <= s[k].off || s[k].off + s[k].n <= off) continue; /* memory apart */
+                off = s[k].off + s[k].n;
+                moved = 1;
+            }
+        }
+        s[i].off = off;
+        if (off + s[i].n > top) top = off + s[i].n;
+    }
+    return top;
+}
+
+/* Activations and gradients. A gradient lives during the backward pass
+ * from the last op that consumes its tensor (which runs first, backwards)
+ * to the op that produced it, so most gradients can share memory; the
+ * graph's outputs (consumed by none) live from the start of the backward
+ * pass. In training every activation is kept for the backward pass; in an
+ * inference plan an activation lives from its producer to its last
+ * consumer, so activations share too. */
+static lupe_status place_tensors(eng_graph *g, int training, size_t *off)
+{
+    int *last = lupe_malloc((size_t)(g->nt ? g->nt : 1) * sizeof *last);
+    slot *s = lupe_calloc((size_t)(2 * g->nt + 1), sizeof *s);
+    if (!last || !s) {
+        lupe_free(last);
+        lupe_free(s);
+        return lupe_err(LUPE_ENOMEM, "graph %s: out of memory planning", g->name);
+    }
+    for (int i = 0; i < g->nt; i++) last[i] = -1;
+    for (int i = 0; i < g->nn; i++)
+        for (int k = 0; k < g->nodes[i].nin; k++)
+            if (i > last[g->nodes[i].in[k]]) last[g->nodes[i].in[k]] = i;
+    int ns = 0;
+    for (int i = 0; i < g->nt; i++) {
+        g_tensor *t = &g->t[i];
+        g->t[i].last = last[i];
+        size_t n = align_up((size_t)t->n * t->h * t->w * t->c);
+        if (training) {
+            t->off = *off, *off += n;
+            if (!t->is_input) s[ns++] = (slot){n, 0, t->producer, last[i] < 0 ? g->nn : last[i], i, 1};
+        } else {
+            s[ns++] = (slot){n, 0, t->is_input ? -1 : t->producer, last[i] < 0 ? g->nn : last[i], i, 0};
+        }
+    }
+    size_t region = place_slots(s, ns);
+    for (int k = 0; k < ns; k++) {
+        if (s[k].grad)
+            g->t[s[k].tensor].goff = *off + s[k].off;
+        else
+            g->t[s[k].tensor].off = *off + s[k].off;
+    }
+    *off += region;
+    lupe_free(last);
+    lupe_free(s);
+    return LUPE_OK;
+}
+
 lupe_status eng_graph_plan(eng_graph *g, int training)
 {
     if (g->st) return lupe_err(g->st, "%s", g->err);
@@ -266,12 +350,8 @@ lupe_status eng_graph_plan(eng_graph *g, int training)
         g->p[i].goff = training ? off : SIZE_MAX;
         if (training) off += align_up(g->p[i].n);
     }
-    for (int i = 0; i < g->nt; i++) {
-        g_tensor *t = &g->t[i];
-        size_t n = (size_t)t->n * t->h * t->w * t->c;
-        t->off = off, off += align_up(n);
-        if (training && !t->is_input) t->goff = off, off += align_up(n);
-    }
+    lupe_status st = place_tensors(g, training, &off);
+    if (st) return st;
     size_t scratch = 0;
     for (int i = 0; i < g->nn; i++) {
         g_node *nd = &g->nodes[i];
@@ -280,8 +360,7 @@ lupe_status eng_graph_plan(eng_graph *g, int training)
             off += 4 * align_up((size_t)g->t[nd->in[0]].c); /* mean, invstd, running mean, running var */
         }
         size_t s = 0;
-        lupe_status st = graph__prepare(g, nd, &s);
-        if (st) return lupe_err_ctx(st, "graph %s: layer %s", g->name, nd->name);
+        if ((st = graph__prepare(g, nd, &s))) return lupe_err_ctx(st, "graph %s: layer %s", g->name, nd->name);
         if (s > scratch) scratch = s;
     }
     g->scratch_off = off;
@@ -347,16 +426,19 @@ void eng_graph_forward(eng_graph *g, int training)
 
 void eng_graph_backward(eng_graph *g)
 {
-    /* Gradients of tensors some op consumes start at zero; those of the
-     * outputs (consumed by none) hold what the caller put there. */
-    for (int i = 0; i < g->nn; i++) {
+    /* A consumed tensor's gradient starts at zero just before its last
+     * consumer (the first to run backwards) adds to it: gradients share
+     * memory, so it cannot be zeroed earlier. Outputs (consumed by none)
+     * hold what the caller put there. */
+    for (int i = g->nn - 1; i >= 0; i--) {
         g_node *nd = &g->nodes[i];
         for (int k = 0; k < nd->nin; k++) {
             g_tensor *t = &g->t[nd->in[k]];
-            if (t->goff != SIZE_MAX) memset(g->arena + t->goff, 0, (size_t)t->n * t->h * t->w * t->c * sizeof(float));
+            if (t->goff != SIZE_MAX && t->last == i)
+                memset(g->arena + t->goff, 0, (size_t)t->n * t->h * t->w * t->c * sizeof(float));
         }
+        graph__backward(g, nd);
     }
-    for (int i = g->nn - 1; i >= 0; i--) graph__backward(g, &g->nodes[i]);
 }
 
 /* Running statistics are named after their layer, like PyTorch's buffers. */

@@ -15,6 +15,7 @@ typedef struct g_tensor {
     int n, h, w, c;
     size_t off, goff;  /* in floats from the arena start; goff SIZE_MAX = no gradient */
     int producer;      /* node index */
+    int last;          /* last consuming node, -1 for the graph's outputs */
     int is_input;
 } g_tensor;
 

@@ -261,10 +261,10 @@ static void test_golden(void **state)
 
 /* The same network built with the graph API: the planned arena, the
  * builders' wiring and the graph's backward must give the same numbers. */
-static void run_graph(int fast)
+/* The golden network with the graph API; t[] gets the tensors images,
+ * a1, a4 and output. */
+static eng_graph *build_golden(int t[4])
 {
-    const char *path = getenv("LUPE_GOLDEN");
-    assert_int_equal(eng_ckpt_load(path ? path : "tests/engine/data/golden.ckpt", &gold), LUPE_OK);
     eng_graph *g = eng_graph_new("golden");
     int x = eng_g_input(g, "images", N, H, W, 3);
     int a1 = eng_g_silu(g, eng_g_bn(g, "bn1", eng_g_conv(g, "conv1", x, 8, 3, 1, 1, 1, 0), BN_EPS, BN_MOM));
@@ -277,6 +277,17 @@ static void run_graph(int fast)
     int c2[3] = {a4, p1, p2};
     int c3[2] = {eng_g_upsample2(g, eng_g_concat(g, c2, 3)), a1};
     int out = eng_g_conv(g, "conv5", eng_g_concat(g, c3, 2), NO, 1, 1, 0, 1, 1);
+    t[0] = x, t[1] = a1, t[2] = a4, t[3] = out;
+    return g;
+}
+
+static void run_graph(int fast)
+{
+    const char *path = getenv("LUPE_GOLDEN");
+    assert_int_equal(eng_ckpt_load(path ? path : "tests/engine/data/golden.ckpt", &gold), LUPE_OK);
+    int t[4];
+    eng_graph *g = build_golden(t);
+    int x = t[0], a1 = t[1], a4 = t[2], out = t[3];
     eng_graph_set_fast(g, fast);
     if (eng_graph_plan(g, 1)) fail_msg("%s", lupe_errmsg());
     /* Golden names to graph names. */
@@ -343,6 +354,37 @@ static void test_golden_graph_fast(void **state)
     run_graph(1);
 }
 
+/* An inference plan shares activation memory between tensors whose lives
+ * do not overlap: it must be smaller and compute the same output as a
+ * training plan in inference mode. */
+static void test_inference_plan(void **state)
+{
+    (void)state;
+    int ta[4], tb[4];
+    eng_graph *a = build_golden(ta), *b = build_golden(tb);
+    assert_int_equal(eng_graph_plan(a, 1), LUPE_OK);
+    assert_int_equal(eng_graph_plan(b, 0), LUPE_OK);
+    const eng_param *pa, *pb;
+    int np = eng_graph_params(a, &pa);
+    assert_int_equal(eng_graph_params(b, &pb), np);
+    for (int i = 0; i < np; i++) memcpy(pb[i].w, pa[i].w, pa[i].n * sizeof(float)); /* same seed anyway */
+    uint64_t seed = 7;
+    float *xa = eng_g_data(a, ta[0]), *xb = eng_g_data(b, tb[0]);
+    for (size_t i = 0; i < M1 * 3; i++) {
+        seed = seed * 6364136223846793005ULL + 1;
+        xa[i] = xb[i] = (float)(seed >> 40) / 16777216.0f - 0.5f;
+    }
+    eng_graph_forward(a, 0);
+    eng_graph_forward(b, 0);
+    assert_memory_equal(eng_g_data(a, ta[3]), eng_g_data(b, tb[3]), M1 * NO * sizeof(float));
+    print_message("# arena: training plan %zu KiB, inference plan %zu KiB\n", eng_graph_arena_bytes(a) >> 10,
+                  eng_graph_arena_bytes(b) >> 10);
+    assert_true(eng_graph_arena_bytes(b) * 2 < eng_graph_arena_bytes(a));
+    assert_null(eng_g_grad(b, tb[3]));
+    eng_graph_free(a);
+    eng_graph_free(b);
+}
+
 static void test_graph_errors(void **state)
 {
     (void)state;
@@ -366,6 +408,7 @@ int main(void)
 {
     lupe_base_init();
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_golden), cmocka_unit_test(test_golden_graph), cmocka_unit_test(test_golden_graph_fast),
+                                       cmocka_unit_test(test_inference_plan),
                                        cmocka_unit_test(test_graph_errors)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
