@@ -11,6 +11,7 @@
 #include <png.h>
 
 #include "img/internal.h"
+#include "img/png_util.h"
 
 /* Ancillary chunks (text, ICC profiles) are not needed to get pixels; this
  * caps what libpng will allocate to hold or inflate one of them. */
@@ -24,48 +25,16 @@ static const png_byte ignored_chunks[] = "bKGD\0cHRM\0eXIf\0gAMA\0hIST\0iCCP\0iT
 typedef struct png_ctx {
     const uint8_t *buf;
     size_t len, pos;
-    int oom;       /* the funnel refused an allocation */
-    char msg[256]; /* first error message */
+    img__png_err e; /* first: libpng's callbacks see it through the struct's address */
 } png_ctx;
-
-static png_voidp funnel_malloc(png_structp png, png_alloc_size_t n)
-{
-    void *p = lupe_malloc(n);
-    png_ctx *c = png_get_mem_ptr(png);
-    if (!p && c) c->oom = 1;
-    return p;
-}
-
-static void funnel_free(png_structp png, png_voidp p)
-{
-    (void)png;
-    lupe_free(p);
-}
-
-static void on_error(png_structp png, png_const_charp msg)
-{
-    png_ctx *c = png_get_error_ptr(png);
-    /* Keep the first message: the read callback writes its own before
-     * calling png_error, and libpng may add a second one on the way out. */
-    if (c && !c->msg[0]) snprintf(c->msg, sizeof c->msg, "%s", msg);
-    png_longjmp(png, 1);
-}
-
-/* Warnings are benign by libpng's own judgement (a bad CRC on an ancillary
- * chunk, which is then dropped; an unknown sRGB profile): ignore them. */
-static void on_warning(png_structp png, png_const_charp msg)
-{
-    (void)png;
-    (void)msg;
-}
 
 static void read_mem(png_structp png, png_bytep data, size_t n)
 {
     png_ctx *c = png_get_io_ptr(png);
     if (n > c->len - c->pos) {
-        snprintf(c->msg, sizeof c->msg, "file truncated at byte %zu (wanted %zu bytes at offset %zu)", c->len, n,
+        snprintf(c->e.msg, sizeof c->e.msg, "file truncated at byte %zu (wanted %zu bytes at offset %zu)", c->len, n,
                  c->pos);
-        png_error(png, c->msg);
+        png_error(png, c->e.msg);
     }
     memcpy(data, c->buf + c->pos, n);
     c->pos += n;
@@ -174,8 +143,8 @@ lupe_status img__decode_png(const uint8_t *buf, size_t len, int want_c, const lu
     st = walk_chunks(buf, len);
     if (st) return st;
 
-    png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &ctx, on_error, on_warning, &ctx, funnel_malloc,
-                                   funnel_free);
+    png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &ctx.e, img__png_error, img__png_warning, &ctx.e, img__png_malloc,
+                                   img__png_free);
     if (!png) return lupe_err(LUPE_ENOMEM, "png: cannot create the decoder");
     info = png_create_info_struct(png);
     if (!info) {
@@ -183,10 +152,10 @@ lupe_status img__decode_png(const uint8_t *buf, size_t len, int want_c, const lu
         goto out;
     }
     if (setjmp(png_jmpbuf(png))) {
-        if (ctx.oom)
+        if (ctx.e.oom)
             st = lupe_err(LUPE_ENOMEM, "png: out of memory");
         else
-            st = lupe_err(LUPE_EFORMAT, "png: %s", ctx.msg[0] ? ctx.msg : "decoding failed");
+            st = lupe_err(LUPE_EFORMAT, "png: %s", ctx.e.msg[0] ? ctx.e.msg : "decoding failed");
         goto out;
     }
     png_set_read_fn(png, &ctx, read_mem);

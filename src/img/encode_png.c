@@ -10,40 +10,13 @@
 #include <png.h>
 
 #include "img/internal.h"
+#include "img/png_util.h"
 
 typedef struct wctx {
     uint8_t *buf; /* funnel memory */
     size_t len, cap;
-    int oom;
-    char msg[256];
+    img__png_err e; /* libpng's callbacks see it through its own address */
 } wctx;
-
-static png_voidp funnel_malloc(png_structp png, png_alloc_size_t n)
-{
-    void *p = lupe_malloc(n);
-    wctx *c = png_get_mem_ptr(png);
-    if (!p && c) c->oom = 1;
-    return p;
-}
-
-static void funnel_free(png_structp png, png_voidp p)
-{
-    (void)png;
-    lupe_free(p);
-}
-
-static void on_error(png_structp png, png_const_charp msg)
-{
-    wctx *c = png_get_error_ptr(png);
-    if (c && !c->msg[0]) snprintf(c->msg, sizeof c->msg, "%s", msg);
-    png_longjmp(png, 1);
-}
-
-static void on_warning(png_structp png, png_const_charp msg)
-{
-    (void)png;
-    (void)msg;
-}
 
 static void write_mem(png_structp png, png_bytep data, size_t n)
 {
@@ -56,7 +29,7 @@ static void write_mem(png_structp png, png_bytep data, size_t n)
         }
         uint8_t *nb = lupe_realloc(c->buf, ncap);
         if (!nb) {
-            c->oom = 1;
+            c->e.oom = 1;
             png_error(png, "out of memory");
         }
         c->buf = nb;
@@ -85,8 +58,8 @@ lupe_status lupe_img_encode_png(const lupe_img *im, uint8_t **out, size_t *out_l
     if (!img__valid(im)) return lupe_err(LUPE_EARG, "encode png: not a valid image");
 
     memset(&c, 0, sizeof c);
-    png = png_create_write_struct_2(PNG_LIBPNG_VER_STRING, &c, on_error, on_warning, &c, funnel_malloc,
-                                    funnel_free);
+    png = png_create_write_struct_2(PNG_LIBPNG_VER_STRING, &c.e, img__png_error, img__png_warning, &c.e, img__png_malloc,
+                                    img__png_free);
     if (!png) return lupe_err(LUPE_ENOMEM, "encode png: cannot create the encoder");
     if (!(info = png_create_info_struct(png))) {
         st = lupe_err(LUPE_ENOMEM, "encode png: cannot create the encoder");
@@ -98,8 +71,8 @@ lupe_status lupe_img_encode_png(const lupe_img *im, uint8_t **out, size_t *out_l
     }
     for (int y = 0; y < im->h; y++) rows[y] = (png_bytep)(im->data + (size_t)y * im->w * im->c);
     if (setjmp(png_jmpbuf(png))) {
-        st = c.oom ? lupe_err(LUPE_ENOMEM, "encode png: out of memory")
-                   : lupe_err(LUPE_EINTERNAL, "encode png: %s", c.msg[0] ? c.msg : "encoding failed");
+        st = c.e.oom ? lupe_err(LUPE_ENOMEM, "encode png: out of memory")
+                   : lupe_err(LUPE_EINTERNAL, "encode png: %s", c.e.msg[0] ? c.e.msg : "encoding failed");
         goto out;
     }
     png_set_write_fn(png, &c, write_mem, flush_mem);
