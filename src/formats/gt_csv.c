@@ -174,17 +174,7 @@ out:
 
 lupe_status fmt__gt_csv_read(lupe_fmt_doc *doc, const char *path)
 {
-    char *file = fmt__is_dir(path) ? lupe_path_join(path, "labels.csv") : lupe_strdup(path);
-    char *buf = NULL;
-    size_t len = 0;
-    lupe_status st = LUPE_ENOMEM;
-    if (!file) goto out;
-    if ((st = fmt__read_file(file, &buf, &len))) goto out;
-    st = lupe_fmt_parse_gt_csv(doc, buf, len, fmt__basename(file));
-out:
-    lupe_free(buf);
-    lupe_free(file);
-    return st;
+    return fmt__read_single(doc, path, "labels.csv", lupe_fmt_parse_gt_csv);
 }
 
 lupe_status fmt__gt_csv_write(const lupe_fmt_doc *doc, fmt__out *o)

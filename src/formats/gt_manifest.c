@@ -254,17 +254,7 @@ lupe_status lupe_fmt_parse_gt_manifest(lupe_fmt_doc *doc, const char *buf, size_
 
 lupe_status fmt__gt_manifest_read(lupe_fmt_doc *doc, const char *path)
 {
-    char *file = fmt__is_dir(path) ? lupe_path_join(path, "output.manifest") : lupe_strdup(path);
-    char *buf = NULL;
-    size_t len = 0;
-    lupe_status st = LUPE_ENOMEM;
-    if (!file) goto out;
-    if ((st = fmt__read_file(file, &buf, &len))) goto out;
-    st = lupe_fmt_parse_gt_manifest(doc, buf, len, fmt__basename(file));
-out:
-    lupe_free(buf);
-    lupe_free(file);
-    return st;
+    return fmt__read_single(doc, path, "output.manifest", lupe_fmt_parse_gt_manifest);
 }
 
 /* Integral values as JSON integers (what Ground Truth writes), others as

@@ -188,6 +188,9 @@ void fmt__list_cleanup(fmt__list *l);
 bool fmt__is_dir(const char *path);
 /* Reads a whole label file with the FMT_MAX_FILE cap. */
 lupe_status fmt__read_file(const char *path, char **buf, size_t *len);
+/* Reads path (or, when it is a folder, path/default_name) and parses it. */
+lupe_status fmt__read_single(lupe_fmt_doc *doc, const char *path, const char *default_name,
+                             lupe_status (*parse)(lupe_fmt_doc *, const char *, size_t, const char *));
 
 /* ---- export (write.c) --------------------------------------------------------
  * A writer builds the export under root (OUT.partial). Files are written

@@ -137,3 +137,19 @@ lupe_status lupe_fmt_read(lupe_fmt_kind kind, const char *path, lupe_fmt_doc **o
     *out = doc;
     return LUPE_OK;
 }
+
+lupe_status fmt__read_single(lupe_fmt_doc *doc, const char *path, const char *default_name,
+                             lupe_status (*parse)(lupe_fmt_doc *, const char *, size_t, const char *))
+{
+    char *file = fmt__is_dir(path) ? lupe_path_join(path, default_name) : lupe_strdup(path);
+    char *buf = NULL;
+    size_t len = 0;
+    lupe_status st = LUPE_ENOMEM;
+    if (!file) goto out;
+    if ((st = fmt__read_file(file, &buf, &len))) goto out;
+    st = parse(doc, buf, len, fmt__basename(file));
+out:
+    lupe_free(buf);
+    lupe_free(file);
+    return st;
+}
