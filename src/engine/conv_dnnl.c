@@ -211,7 +211,7 @@ static lupe_status build(eng_conv_fast *c, dnnl_engine_t eng)
     if (!fwd_ohwi) DN(dnnl_memory_create(&c->m_w_fwd, &w_fwd, eng, blk), "forward weights");
     if (!bwd_ohwi) DN(dnnl_memory_create(&c->m_w_bwd_d, &w_bwd_d, eng, blk + b_fwd), "backward weights");
     DN(dnnl_memory_create(&c->m_dw_int, &dw_int, eng, blk + b_fwd + b_bwd), "weight gradient");
-    c->db_int = (float *)(blk + b_fwd + b_bwd + b_dw);
+    c->db_int = (float *)(void *)(blk + b_fwd + b_bwd + b_dw); /* 64-byte aligned */
     DN(dnnl_memory_create(&c->m_db_int, &bias, eng, c->db_int), "bias gradient");
 
     /* Memory objects for the caller's buffers: handles come with each call. */
