@@ -432,12 +432,15 @@ void eng_graph_backward(eng_graph *g)
      * hold what the caller put there. */
     for (int i = g->nn - 1; i >= 0; i--) {
         g_node *nd = &g->nodes[i];
-        for (int k = 0; k < nd->nin; k++) {
+        /* A fast convolution that is its input's first writer overwrites
+         * the gradient instead of adding to zeros: no memset, no add pass. */
+        int first = graph__first_writer_sets(g, nd, i);
+        for (int k = 0; k < nd->nin && !first; k++) {
             g_tensor *t = &g->t[nd->in[k]];
             if (t->goff != SIZE_MAX && t->last == i)
                 memset(g->arena + t->goff, 0, (size_t)t->n * t->h * t->w * t->c * sizeof(float));
         }
-        graph__backward(g, nd);
+        graph__backward(g, nd, first);
     }
 }
 

@@ -117,7 +117,14 @@ void graph__forward(eng_graph *g, g_node *nd, int training)
     }
 }
 
-void graph__backward(eng_graph *g, g_node *nd)
+int graph__first_writer_sets(const eng_graph *g, const g_node *nd, int i)
+{
+    if (nd->op != OP_CONV || !nd->fast) return 0;
+    const g_tensor *t = &g->t[nd->in[0]];
+    return t->goff != SIZE_MAX && t->last == i;
+}
+
+void graph__backward(eng_graph *g, g_node *nd, int set_din)
 {
     const g_tensor *in = &g->t[nd->in[0]], *out = &g->t[nd->out];
     const float *dout = GR(nd->out);
@@ -125,12 +132,22 @@ void graph__backward(eng_graph *g, g_node *nd)
     float *din = nd->op == OP_INPUT ? NULL : GR(nd->in[0]);
     switch (nd->op) {
     case OP_INPUT: break;
-    case OP_CONV:
-        if (!nd->fast || eng_conv_fast_backward(nd->fast, din, PG(nd->p0), nd->p1 >= 0 ? PG(nd->p1) : NULL, dout,
-                                                D(nd->in[0]), PW(nd->p0), g->arena + g->scratch_off))
-            eng_conv2d_backward_ref(din, PG(nd->p0), nd->p1 >= 0 ? PG(nd->p1) : NULL, dout, D(nd->in[0]), PW(nd->p0),
-                                    &nd->cd);
+    case OP_CONV: {
+        float *db = nd->p1 >= 0 ? PG(nd->p1) : NULL;
+        void *scratch = g->arena + g->scratch_off;
+        if (nd->fast && set_din) {
+            if (eng_conv_fast_backward_data_set(nd->fast, din, dout, PW(nd->p0), scratch) == LUPE_OK &&
+                eng_conv_fast_backward_weights(nd->fast, PG(nd->p0), db, dout, D(nd->in[0]), scratch) == LUPE_OK)
+                break;
+            /* A oneDNN runtime error: start the gradient over on the reference. */
+            memset(din, 0, numel(in) * sizeof(float));
+        } else if (nd->fast && eng_conv_fast_backward(nd->fast, din, PG(nd->p0), db, dout, D(nd->in[0]), PW(nd->p0),
+                                                      scratch) == LUPE_OK) {
+            break;
+        }
+        eng_conv2d_backward_ref(din, PG(nd->p0), db, dout, D(nd->in[0]), PW(nd->p0), &nd->cd);
         break;
+    }
     case OP_BN: {
         float *st = g->arena + nd->st_off;
         (g->fast ? eng_bn_backward_fast : eng_bn_backward_ref)(din, PG(nd->p0), PG(nd->p1), dout, D(nd->in[0]), st,
