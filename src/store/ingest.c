@@ -92,6 +92,10 @@ lupe_status lupe_tag_check(const char *tag)
             return lupe_err(LUPE_EARG, "tag '%s': the key may hold only letters, digits, '_', '.' and '-'", tag);
     }
     if (strlen(tag) > 512) return lupe_err(LUPE_EARG, "tag '%.40s...' is longer than 512 bytes", tag);
+    /* Listings join tags as "k=v,k=v", so a comma in a value would split it. */
+    for (const char *p = eq + 1; *p; p++)
+        if (*p == ',' || (unsigned char)*p < 0x20)
+            return lupe_err(LUPE_EARG, "tag '%s': the value may not hold commas or control characters", tag);
     return LUPE_OK;
 }
 

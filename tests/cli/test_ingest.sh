@@ -66,6 +66,7 @@ expect_match "json has dims and tags" '"width": 450' "$json"
 expect_match "json tags object" '"line": "3"' "$json"
 expect_match "json source" '"source": "metal-tags"' "$json"
 lupe images --tag nokey >/dev/null 2>&1; expect_eq "bad tag filter exits 2" 2 "$?"
+lupe ingest --tag 'lot=a,b' "$first" >/dev/null 2>&1; expect_eq "a comma in a tag value is refused" 2 "$?"
 
 st=$(lupe status --json)
 expect_match "status counts images" '"images": 249' "$st"
