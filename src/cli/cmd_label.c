@@ -154,7 +154,12 @@ static int parse_label_args(label_args *a, int argc, char **argv)
             break;
         }
         case 'j': a->json = 1; break;
-        case 'n': a->limit = atoll(optarg); break;
+        case 'n': {
+            char *end;
+            a->limit = strtoll(optarg, &end, 10);
+            if (*end || a->limit < 1) return cli_usage_error("label", "--limit must be a positive number, got '%s'", optarg);
+            break;
+        }
         case 'A': a->approve = 1; break;
         case 'R': a->reject = 1; break;
         case 'J': a->adjust = 1; break;
