@@ -298,6 +298,23 @@ const char *eng_conv_fast_impl(const eng_conv_fast *c, eng_conv_pass pass);
  * created afterwards (oneDNN plans its work split at creation). */
 void eng_set_threads(int n);
 int eng_get_threads(void);
+/* Mixed precision: in bf16 mode the convolutions read bf16 copies of the
+ * input, the output gradient and the weights (converted in each call: the
+ * activations into the scratch, the f32 master weights into the handle's
+ * layouts) and accumulate and write in f32, so every buffer the caller
+ * passes stays f32 and the contracts above hold unchanged (to bf16's
+ * accuracy: inputs rounded to 8 mantissa bits). The scratch grows by
+ * n*h*w*c + n*oh*ow*o bf16 values. AUTO is bf16 where the CPU has it
+ * (eng_bf16_supported), else f32; the environment's LUPE_PRECISION=f32 or
+ * bf16 overrides AUTO. bf16 on a CPU without it, or for a shape oneDNN has
+ * no fast bf16 kernel for, builds an f32 handle instead (not an error):
+ * eng_conv_fast_precision says which it is. eng_conv_fast_new is f32. */
+typedef enum { ENG_PREC_F32, ENG_PREC_BF16, ENG_PREC_AUTO } eng_precision;
+lupe_status eng_conv_fast_new_prec(const eng_conv_dims *d, int with_bias, eng_precision p, eng_conv_fast **out);
+/* 1 if oneDNN will use AVX512_BF16 or AMX-BF16 on this CPU. */
+int eng_bf16_supported(void);
+/* ENG_PREC_F32 or ENG_PREC_BF16: what the handle computes in. */
+eng_precision eng_conv_fast_precision(const eng_conv_fast *c);
 
 /* ---- fast element-wise, batch norm, concat, pooling ----------------------
  * The _ref ops above with the same buffers, shapes and contracts (backward

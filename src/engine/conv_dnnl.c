@@ -6,6 +6,7 @@
  * weights in and add the gradients back, so the contracts match the _ref ops.
  */
 #include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/dnnl_util.h"
@@ -21,19 +22,24 @@ typedef struct prim {
 struct eng_conv_fast {
     eng_conv_dims d;
     int with_bias, threads;
+    eng_precision prec; /* ENG_PREC_F32 or ENG_PREC_BF16, as built */
     dnnl_stream_t stream;
     prim fwd, bwd_d, bwd_w;
     prim w_to_fwd, w_to_bwd_d; /* OHWI -> the layout each wants; no .p when it is OHWI */
     prim dw_add;               /* bwd_w's layout -> OHWI, summed into the caller's dw */
     prim din_add;              /* din += NHWC temporary (a binary add, in place) */
-    /* Memory objects over the caller's buffers (handles set per call). */
-    dnnl_memory_t m_in, m_out, m_w, m_dw, m_b, m_din, m_din_tmp;
+    prim in_to_lp, dout_to_lp; /* bf16 mode: f32 input / output gradient -> bf16 in the scratch */
+    /* Memory objects over the caller's buffers (handles set per call), and
+     * in bf16 mode over the scratch's bf16 copies of in and dout. */
+    dnnl_memory_t m_in, m_out, m_w, m_dw, m_b, m_din, m_din_tmp, m_in_lp, m_dout_lp;
     /* Memory objects over the handle's block (handles set once). */
     dnnl_memory_t m_w_fwd, m_w_bwd_d, m_dw_int, m_db_int;
     void *block;        /* one funnel block for the four buffers above */
     float *db_int;
     size_t block_bytes;
-    size_t din_bytes, sp_bytes; /* scratch: [din temporary][largest scratchpad] */
+    /* scratch: [din temporary][bf16 input][bf16 output gradient][largest
+     * scratchpad]; the bf16 parts are 0 bytes in f32 mode. */
+    size_t din_bytes, in_lp_bytes, dout_lp_bytes, sp_bytes;
     char impl[3][64];
 };
 
@@ -61,21 +67,21 @@ static dnnl_status_t ohwi_md(dnnl_memory_desc_t *md, const eng_conv_dims *d)
     return dnnl_memory_desc_init_by_strides(md, 5, dims, dnnl_f32, str);
 }
 
-static dnnl_status_t weights_any_md(dnnl_memory_desc_t *md, const eng_conv_dims *d)
+static dnnl_status_t weights_any_md(dnnl_memory_desc_t *md, const eng_conv_dims *d, dnnl_data_type_t t)
 {
     const dnnl_dim_t g = d->groups;
     if (g == 1) {
         dnnl_dims_t dims = {d->o, d->c, d->kh, d->kw};
-        return dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_format_tag_any);
+        return dnnl_memory_desc_init_by_tag(md, 4, dims, t, dnnl_format_tag_any);
     }
     dnnl_dims_t dims = {g, d->o / g, d->c / g, d->kh, d->kw};
-    return dnnl_memory_desc_init_by_tag(md, 5, dims, dnnl_f32, dnnl_format_tag_any);
+    return dnnl_memory_desc_init_by_tag(md, 5, dims, t, dnnl_format_tag_any);
 }
 
-static dnnl_status_t nhwc_md(dnnl_memory_desc_t *md, int n, int h, int w, int c)
+static dnnl_status_t nhwc_md(dnnl_memory_desc_t *md, int n, int h, int w, int c, dnnl_data_type_t t)
 {
     dnnl_dims_t dims = {n, c, h, w}; /* oneDNN names dims in NCHW order; the tag gives the layout */
-    return dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_nhwc);
+    return dnnl_memory_desc_init_by_tag(md, 4, dims, t, dnnl_nhwc);
 }
 
 /* Creates the primitive of pd and its scratchpad memory object; destroys
@@ -139,21 +145,35 @@ static void impl_name(char *dst, size_t n, const prim *p)
         dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &s) != dnnl_success || !s)
         s = "?";
     snprintf(dst, n, "%s", s);
-    if (strncmp(s, "ref", 3) == 0)
-        lupe_log_warn("oneDNN chose its reference kernel '%s' for a convolution: it is very slow", s);
 }
 
-/* Builds everything; on failure the caller frees c. */
+static int any_ref(const eng_conv_fast *c)
+{
+    for (int p = 0; p < 3; p++)
+        if (strncmp(c->impl[p], "ref", 3) == 0) return 1;
+    return 0;
+}
+
+/* Builds everything for c->prec; on failure the caller tears c down.
+ * f32 mode: every tensor f32. bf16 mode: the convolutions read bf16 (src,
+ * weights, diff_dst) and write f32 (dst, diff_src, diff_weights, bias and
+ * its gradient); `src`/`dst` below are the f32 tensors the caller sees,
+ * `src_c`/`dst_c` what the convolutions read. */
 static lupe_status build(eng_conv_fast *c, dnnl_engine_t eng)
 {
     const eng_conv_dims *d = &c->d;
+    const int lp = c->prec == ENG_PREC_BF16;
+    const dnnl_data_type_t ct = lp ? dnnl_bf16 : dnnl_f32;
     lupe_status st = LUPE_OK;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t fwd_pd = NULL, pd = NULL;
-    dnnl_memory_desc_t src, dst, w_any, w_ohwi, bias, w_fwd, w_bwd_d, dw_int;
-    DN(nhwc_md(&src, d->n, d->h, d->w, d->c), "input layout");
-    DN(nhwc_md(&dst, d->n, d->oh, d->ow, d->o), "output layout");
-    DN(weights_any_md(&w_any, d), "weights layout");
+    dnnl_memory_desc_t src, dst, src_c, dst_c, w_any, dw_any, w_ohwi, bias, w_fwd, w_bwd_d, dw_int;
+    DN(nhwc_md(&src, d->n, d->h, d->w, d->c, dnnl_f32), "input layout");
+    DN(nhwc_md(&dst, d->n, d->oh, d->ow, d->o, dnnl_f32), "output layout");
+    DN(nhwc_md(&src_c, d->n, d->h, d->w, d->c, ct), "input layout");
+    DN(nhwc_md(&dst_c, d->n, d->oh, d->ow, d->o, ct), "output layout");
+    DN(weights_any_md(&w_any, d, ct), "weights layout");
+    DN(weights_any_md(&dw_any, d, dnnl_f32), "weights layout");
     DN(ohwi_md(&w_ohwi, d), "OHWI layout");
     dnnl_dims_t bdims = {d->o};
     DN(dnnl_memory_desc_init_by_tag(&bias, 1, bdims, dnnl_f32, dnnl_a), "bias layout");
@@ -168,13 +188,13 @@ static lupe_status build(eng_conv_fast *c, dnnl_engine_t eng)
 
     if ((st = make_attr(&attr, 0))) goto out;
     dnnl_convolution_desc_t cd;
-    DN(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &src, &w_any, bias_md,
-                                          &dst, strides, pl, pr),
+    DN(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, &src_c, &w_any,
+                                          bias_md, &dst, strides, pl, pr),
        "forward convolution");
     DN(dnnl_primitive_desc_create(&fwd_pd, &cd, attr, eng, NULL), "forward convolution");
     w_fwd = *dnnl_primitive_desc_query_md(fwd_pd, dnnl_query_weights_md, 0);
 
-    DN(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &src, &w_any, &dst, strides, pl, pr),
+    DN(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &src, &w_any, &dst_c, strides, pl, pr),
        "backward-data convolution");
     DN(dnnl_primitive_desc_create(&pd, &cd, attr, eng, fwd_pd), "backward-data convolution");
     w_bwd_d = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
@@ -182,7 +202,7 @@ static lupe_status build(eng_conv_fast *c, dnnl_engine_t eng)
     pd = NULL;
     if (st) goto out;
 
-    DN(dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src, &w_any, bias_md, &dst,
+    DN(dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src_c, &dw_any, bias_md, &dst_c,
                                                    strides, pl, pr),
        "backward-weights convolution");
     DN(dnnl_primitive_desc_create(&pd, &cd, attr, eng, fwd_pd), "backward-weights convolution");
@@ -222,6 +242,14 @@ static lupe_status build(eng_conv_fast *c, dnnl_engine_t eng)
     DN(dnnl_memory_create(&c->m_w, &w_ohwi, eng, DNNL_MEMORY_NONE), "weights");
     DN(dnnl_memory_create(&c->m_dw, &w_ohwi, eng, DNNL_MEMORY_NONE), "weight gradient");
     DN(dnnl_memory_create(&c->m_b, &bias, eng, DNNL_MEMORY_NONE), "bias");
+    if (lp) {
+        DN(dnnl_memory_create(&c->m_in_lp, &src_c, eng, DNNL_MEMORY_NONE), "bf16 input");
+        DN(dnnl_memory_create(&c->m_dout_lp, &dst_c, eng, DNNL_MEMORY_NONE), "bf16 output gradient");
+        if ((st = reorder_make(&c->in_to_lp, &src, &src_c, 0, eng, "input to bf16"))) goto out;
+        if ((st = reorder_make(&c->dout_to_lp, &dst, &dst_c, 0, eng, "output gradient to bf16"))) goto out;
+        c->in_lp_bytes = eng__dnnl_round(dnnl_memory_desc_get_size(&src_c));
+        c->dout_lp_bytes = eng__dnnl_round(dnnl_memory_desc_get_size(&dst_c));
+    }
 
     if (!fwd_ohwi && (st = reorder_make(&c->w_to_fwd, &w_ohwi, &w_fwd, 0, eng, "weights to forward layout")))
         goto out;
@@ -239,7 +267,8 @@ static lupe_status build(eng_conv_fast *c, dnnl_engine_t eng)
     if (st) goto out;
 
     c->din_bytes = eng__dnnl_round(dnnl_memory_desc_get_size(&src));
-    const prim *all[] = {&c->fwd, &c->bwd_d, &c->bwd_w, &c->w_to_fwd, &c->w_to_bwd_d, &c->dw_add, &c->din_add};
+    const prim *all[] = {&c->fwd,    &c->bwd_d,   &c->bwd_w,    &c->w_to_fwd,  &c->w_to_bwd_d,
+                         &c->dw_add, &c->din_add, &c->in_to_lp, &c->dout_to_lp};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]->sp_bytes > c->sp_bytes) c->sp_bytes = all[i]->sp_bytes;
     c->sp_bytes = eng__dnnl_round(c->sp_bytes);
@@ -254,44 +283,105 @@ out:
     return st;
 }
 
-lupe_status eng_conv_fast_new(const eng_conv_dims *d, int with_bias, eng_conv_fast **out)
+int eng_bf16_supported(void)
+{
+    /* Effective: what oneDNN will use, so ONEDNN_MAX_CPU_ISA limits it too.
+     * The enum is not ordered by capability (avx2_vnni is above amx). */
+    const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return isa == dnnl_cpu_isa_avx512_core_bf16 || isa == dnnl_cpu_isa_avx512_core_amx;
+}
+
+/* What AUTO means now: LUPE_PRECISION if set (f32 or bf16), else bf16
+ * where the CPU has it. An unknown value is warned about and ignored. */
+static eng_precision resolve_auto(void)
+{
+    const char *e = getenv("LUPE_PRECISION");
+    if (e && *e) {
+        if (strcmp(e, "f32") == 0) return ENG_PREC_F32;
+        if (strcmp(e, "bf16") == 0) return ENG_PREC_BF16;
+        lupe_log_warn("LUPE_PRECISION='%s' is neither f32 nor bf16: ignored", e);
+    }
+    return ENG_PREC_BF16;
+}
+
+/* Frees what build made, leaving the dims and settings, so that c can be
+ * built again (the bf16 -> f32 fallback) or freed. */
+static void teardown(eng_conv_fast *c)
+{
+    prim *ps[] = {&c->fwd,    &c->bwd_d,   &c->bwd_w,    &c->w_to_fwd,  &c->w_to_bwd_d,
+                  &c->dw_add, &c->din_add, &c->in_to_lp, &c->dout_to_lp};
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) prim_cleanup(ps[i]);
+    dnnl_memory_t *ms[] = {&c->m_in,    &c->m_out,     &c->m_w,     &c->m_dw,       &c->m_b,      &c->m_din,
+                           &c->m_din_tmp, &c->m_in_lp, &c->m_dout_lp, &c->m_w_fwd, &c->m_w_bwd_d, &c->m_dw_int,
+                           &c->m_db_int};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+        if (*ms[i]) dnnl_memory_destroy(*ms[i]), *ms[i] = NULL;
+    if (c->stream) dnnl_stream_destroy(c->stream), c->stream = NULL;
+    lupe_free(c->block);
+    c->block = NULL, c->db_int = NULL, c->block_bytes = 0;
+    c->din_bytes = c->in_lp_bytes = c->dout_lp_bytes = c->sp_bytes = 0;
+    memset(c->impl, 0, sizeof c->impl);
+}
+
+lupe_status eng_conv_fast_new_prec(const eng_conv_dims *d, int with_bias, eng_precision p, eng_conv_fast **out)
 {
     assert(d && out && d->groups > 0 && d->oh > 0 && d->ow > 0);
+    assert(p == ENG_PREC_F32 || p == ENG_PREC_BF16 || p == ENG_PREC_AUTO);
     *out = NULL;
     dnnl_engine_t eng = NULL;
     lupe_status st = eng__dnnl_engine(&eng);
     if (st) return st;
+    if (p == ENG_PREC_AUTO) p = resolve_auto();
+    /* bf16 without the instructions would be oneDNN's emulation or its
+     * reference kernels, slower than f32: not what anyone asking wants. */
+    if (p == ENG_PREC_BF16 && !eng_bf16_supported()) p = ENG_PREC_F32;
     eng_conv_fast *c = lupe_calloc(1, sizeof *c);
     if (!c) return lupe_err_ctx(LUPE_ENOMEM, "fast convolution");
     c->d = *d;
     c->with_bias = with_bias != 0;
     c->threads = eng__threads_apply();
-    if ((st = build(c, eng))) {
+    c->prec = p;
+    st = build(c, eng);
+    /* A shape oneDNN has no bf16 kernel for (or only its reference one)
+     * runs in f32 instead: slower than bf16, but not an error. Out of
+     * memory stays an error. */
+    if (c->prec == ENG_PREC_BF16 && (st == LUPE_EUNSUPPORTED || (!st && any_ref(c)))) {
+        teardown(c);
+        c->prec = ENG_PREC_F32;
+        st = build(c, eng);
+    }
+    if (st) {
         eng_conv_fast_free(c);
         return lupe_err_ctx(st, "fast convolution n %d, %dx%d, c %d -> o %d, kernel %dx%d, stride %d, groups %d", d->n,
                             d->h, d->w, d->c, d->o, d->kh, d->kw, d->sh, d->groups);
     }
+    for (int i = 0; i < 3; i++)
+        if (strncmp(c->impl[i], "ref", 3) == 0)
+            lupe_log_warn("oneDNN chose its reference kernel '%s' for a convolution: it is very slow", c->impl[i]);
     *out = c;
     return LUPE_OK;
+}
+
+lupe_status eng_conv_fast_new(const eng_conv_dims *d, int with_bias, eng_conv_fast **out)
+{
+    return eng_conv_fast_new_prec(d, with_bias, ENG_PREC_F32, out);
+}
+
+eng_precision eng_conv_fast_precision(const eng_conv_fast *c)
+{
+    return c->prec;
 }
 
 void eng_conv_fast_free(eng_conv_fast *c)
 {
     if (!c) return;
-    prim *ps[] = {&c->fwd, &c->bwd_d, &c->bwd_w, &c->w_to_fwd, &c->w_to_bwd_d, &c->dw_add, &c->din_add};
-    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) prim_cleanup(ps[i]);
-    dnnl_memory_t ms[] = {c->m_in, c->m_out, c->m_w, c->m_dw, c->m_b, c->m_din, c->m_din_tmp,
-                          c->m_w_fwd, c->m_w_bwd_d, c->m_dw_int, c->m_db_int};
-    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
-        if (ms[i]) dnnl_memory_destroy(ms[i]);
-    if (c->stream) dnnl_stream_destroy(c->stream);
-    lupe_free(c->block);
+    teardown(c);
     lupe_free(c);
 }
 
 size_t eng_conv_fast_scratch(const eng_conv_fast *c)
 {
-    return ENG__DNNL_ALIGN + c->din_bytes + c->sp_bytes;
+    return ENG__DNNL_ALIGN + c->din_bytes + c->in_lp_bytes + c->dout_lp_bytes + c->sp_bytes;
 }
 
 size_t eng_conv_fast_bytes(const eng_conv_fast *c)
@@ -333,10 +423,36 @@ out:
     return st;
 }
 
-/* The caller's scratch, aligned: [din temporary][scratchpad]. */
-static char *scratch_base(void *scratch)
+/* The caller's scratch, aligned and cut up: [din temporary][bf16 input]
+ * [bf16 output gradient][scratchpad]. */
+typedef struct parts {
+    char *din_tmp, *in_lp, *dout_lp, *sp;
+} parts;
+
+static parts scratch_parts(const eng_conv_fast *c, void *scratch)
 {
-    return eng__dnnl_align(scratch);
+    parts p;
+    p.din_tmp = eng__dnnl_align(scratch);
+    p.in_lp = p.din_tmp + c->din_bytes;
+    p.dout_lp = p.in_lp + c->in_lp_bytes;
+    p.sp = p.dout_lp + c->dout_lp_bytes;
+    return p;
+}
+
+/* The memory the convolutions read for a caller's f32 tensor: the tensor
+ * itself in f32 mode; in bf16 mode its bf16 copy at lp, made now unless
+ * ready (the backward-weights pass reuses backward-data's copy of dout). */
+static lupe_status to_compute(eng_conv_fast *c, prim *re, dnnl_memory_t f32m, dnnl_memory_t lpm, char *lp, char *sp,
+                              int ready, dnnl_memory_t *use)
+{
+    lupe_status st;
+    *use = f32m;
+    if (c->prec != ENG_PREC_BF16) return LUPE_OK;
+    if ((st = bind(lpm, lp))) return st;
+    *use = lpm;
+    if (ready) return LUPE_OK;
+    dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, f32m}, {DNNL_ARG_TO, lpm}};
+    return run(c, re, a, 2, sp, "converting to bf16");
 }
 
 lupe_status eng_conv_fast_forward(eng_conv_fast *c, float *out, const float *in, const float *w, const float *b,
@@ -344,19 +460,19 @@ lupe_status eng_conv_fast_forward(eng_conv_fast *c, float *out, const float *in,
 {
     assert(c && out && in && w && (b != NULL) == c->with_bias && scratch);
     lupe_status st;
-    char *sp = scratch_base(scratch) + c->din_bytes;
+    const parts sc = scratch_parts(c, scratch);
     eng__threads_use(c->threads);
     if ((st = bind(c->m_in, in)) || (st = bind(c->m_out, out)) || (st = bind(c->m_w, w))) return st;
-    dnnl_memory_t wm = c->m_w;
+    dnnl_memory_t wm = c->m_w, im;
     if (c->w_to_fwd.p) {
         dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, c->m_w}, {DNNL_ARG_TO, c->m_w_fwd}};
-        if ((st = run(c, &c->w_to_fwd, a, 2, sp, "reordering weights"))) return st;
+        if ((st = run(c, &c->w_to_fwd, a, 2, sc.sp, "reordering weights"))) return st;
         wm = c->m_w_fwd;
     }
-    dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, c->m_in}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, c->m_out},
-                           {DNNL_ARG_BIAS, c->m_b}};
+    if ((st = to_compute(c, &c->in_to_lp, c->m_in, c->m_in_lp, sc.in_lp, sc.sp, 0, &im))) return st;
+    dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, im}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, c->m_out}, {DNNL_ARG_BIAS, c->m_b}};
     if (c->with_bias && (st = bind(c->m_b, b))) return st;
-    return run(c, &c->fwd, a, c->with_bias ? 4 : 3, sp, "forward convolution");
+    return run(c, &c->fwd, a, c->with_bias ? 4 : 3, sc.sp, "forward convolution");
 }
 
 /* The input gradient into din (add = 0) or into the scratch's temporary
@@ -365,22 +481,23 @@ static lupe_status backward_data(eng_conv_fast *c, float *din, const float *dout
 {
     assert(c && din && dout && w && scratch);
     lupe_status st;
-    char *tmp = scratch_base(scratch), *sp = tmp + c->din_bytes;
+    const parts sc = scratch_parts(c, scratch);
     eng__threads_use(c->threads);
     if ((st = bind(c->m_out, dout)) || (st = bind(c->m_w, w)) || (st = bind(c->m_din, din)) ||
-        (st = bind(c->m_din_tmp, tmp)))
+        (st = bind(c->m_din_tmp, sc.din_tmp)))
         return st;
-    dnnl_memory_t wm = c->m_w;
+    dnnl_memory_t wm = c->m_w, gm;
     if (c->w_to_bwd_d.p) {
         dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, c->m_w}, {DNNL_ARG_TO, c->m_w_bwd_d}};
-        if ((st = run(c, &c->w_to_bwd_d, a, 2, sp, "reordering weights"))) return st;
+        if ((st = run(c, &c->w_to_bwd_d, a, 2, sc.sp, "reordering weights"))) return st;
         wm = c->m_w_bwd_d;
     }
-    dnnl_exec_arg_t a[] = {{DNNL_ARG_DIFF_DST, c->m_out}, {DNNL_ARG_WEIGHTS, wm},
+    if ((st = to_compute(c, &c->dout_to_lp, c->m_out, c->m_dout_lp, sc.dout_lp, sc.sp, 0, &gm))) return st;
+    dnnl_exec_arg_t a[] = {{DNNL_ARG_DIFF_DST, gm}, {DNNL_ARG_WEIGHTS, wm},
                            {DNNL_ARG_DIFF_SRC, add ? c->m_din_tmp : c->m_din}};
-    if ((st = run(c, &c->bwd_d, a, 3, sp, "backward-data convolution")) || !add) return st;
+    if ((st = run(c, &c->bwd_d, a, 3, sc.sp, "backward-data convolution")) || !add) return st;
     dnnl_exec_arg_t s[] = {{DNNL_ARG_SRC_0, c->m_din}, {DNNL_ARG_SRC_1, c->m_din_tmp}, {DNNL_ARG_DST, c->m_din}};
-    return run(c, &c->din_add, s, 3, sp, "adding the input gradient");
+    return run(c, &c->din_add, s, 3, sc.sp, "adding the input gradient");
 }
 
 lupe_status eng_conv_fast_backward_data(eng_conv_fast *c, float *din, const float *dout, const float *w, void *scratch)
@@ -394,22 +511,34 @@ lupe_status eng_conv_fast_backward_data_set(eng_conv_fast *c, float *din, const 
     return backward_data(c, din, dout, w, scratch, 0);
 }
 
-lupe_status eng_conv_fast_backward_weights(eng_conv_fast *c, float *dw, float *db, const float *dout, const float *in,
-                                           void *scratch)
+/* dout_ready: the scratch already holds dout in bf16 (bf16 mode, right
+ * after backward_data on the same dout). */
+static lupe_status backward_weights(eng_conv_fast *c, float *dw, float *db, const float *dout, const float *in,
+                                    void *scratch, int dout_ready)
 {
     assert(c && dw && dout && in && scratch && (c->with_bias || !db));
     lupe_status st;
-    char *sp = scratch_base(scratch) + c->din_bytes;
+    const parts sc = scratch_parts(c, scratch);
     eng__threads_use(c->threads);
     if ((st = bind(c->m_in, in)) || (st = bind(c->m_out, dout)) || (st = bind(c->m_dw, dw))) return st;
-    dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, c->m_in}, {DNNL_ARG_DIFF_DST, c->m_out},
-                           {DNNL_ARG_DIFF_WEIGHTS, c->m_dw_int}, {DNNL_ARG_DIFF_BIAS, c->m_db_int}};
-    if ((st = run(c, &c->bwd_w, a, c->with_bias ? 4 : 3, sp, "backward-weights convolution"))) return st;
+    dnnl_memory_t im, gm;
+    if ((st = to_compute(c, &c->in_to_lp, c->m_in, c->m_in_lp, sc.in_lp, sc.sp, 0, &im)) ||
+        (st = to_compute(c, &c->dout_to_lp, c->m_out, c->m_dout_lp, sc.dout_lp, sc.sp, dout_ready, &gm)))
+        return st;
+    dnnl_exec_arg_t a[] = {{DNNL_ARG_SRC, im}, {DNNL_ARG_DIFF_DST, gm}, {DNNL_ARG_DIFF_WEIGHTS, c->m_dw_int},
+                           {DNNL_ARG_DIFF_BIAS, c->m_db_int}};
+    if ((st = run(c, &c->bwd_w, a, c->with_bias ? 4 : 3, sc.sp, "backward-weights convolution"))) return st;
     dnnl_exec_arg_t s[] = {{DNNL_ARG_FROM, c->m_dw_int}, {DNNL_ARG_TO, c->m_dw}};
-    if ((st = run(c, &c->dw_add, s, 2, sp, "adding the weight gradient"))) return st;
+    if ((st = run(c, &c->dw_add, s, 2, sc.sp, "adding the weight gradient"))) return st;
     if (db)
         for (int o = 0; o < c->d.o; o++) db[o] += c->db_int[o];
     return LUPE_OK;
+}
+
+lupe_status eng_conv_fast_backward_weights(eng_conv_fast *c, float *dw, float *db, const float *dout, const float *in,
+                                           void *scratch)
+{
+    return backward_weights(c, dw, db, dout, in, scratch, 0);
 }
 
 lupe_status eng_conv_fast_backward(eng_conv_fast *c, float *din, float *dw, float *db, const float *dout,
@@ -417,5 +546,5 @@ lupe_status eng_conv_fast_backward(eng_conv_fast *c, float *din, float *dw, floa
 {
     lupe_status st;
     if (din && (st = eng_conv_fast_backward_data(c, din, dout, w, scratch))) return st;
-    return eng_conv_fast_backward_weights(c, dw, db, dout, in, scratch);
+    return backward_weights(c, dw, db, dout, in, scratch, din != NULL);
 }

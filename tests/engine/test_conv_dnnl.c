@@ -5,7 +5,10 @@
  * non-zero gradients; shared scratch; the thread setting; the funnel's
  * accounting and a failed allocation; and that no shape here falls to
  * oneDNN's reference kernel (the ~1000x slower path a wrong layout gives).
+ * The bf16 mode runs the same checks with bf16's tolerance where the CPU
+ * has it, and its precision selection (AUTO, LUPE_PRECISION) everywhere.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/gradcheck.h"
@@ -44,7 +47,14 @@ static size_t n_in(const eng_conv_dims *d) { return (size_t)d->n * d->h * d->w *
 static size_t n_out(const eng_conv_dims *d) { return (size_t)d->n * d->oh * d->ow * d->o; }
 static size_t n_w(const eng_conv_dims *d) { return (size_t)d->o * d->kh * d->kw * (d->c / d->groups); }
 
-/* max |a - b| <= 1e-4 * max |ref| + 1e-5: fp32 sums in another order. */
+/* fp32: max |a - b| <= 1e-4 * max |ref| + 1e-5, sums in another order.
+ * bf16: max |a - b| <= 2e-2 * max |ref| + 1e-5: inputs rounded to 8 mantissa
+ * bits (relative error 2^-9 each, so about 4e-3 per product) and f32 sums;
+ * the errors of a sum of k such products grow as sqrt(k) while max|ref|
+ * grows about as fast, so 2e-2 leaves room without hiding a wrong layout
+ * (which gives differences of the order of max|ref|). */
+static double tol = 1e-4;
+
 static void expect_close(const float *got, const float *ref, size_t n, const char *what, const shape *s)
 {
     double maxd = 0, maxr = 0;
@@ -54,7 +64,7 @@ static void expect_close(const float *got, const float *ref, size_t n, const cha
         if (diff > maxd) maxd = diff, at = i;
         if (fabs(ref[i]) > maxr) maxr = fabs(ref[i]);
     }
-    if (maxd > 1e-4 * maxr + 1e-5)
+    if (maxd > tol * maxr + 1e-5)
         fail_msg("%s, shape n%d %dx%d c%d o%d k%d s%d p%d g%d bias %d: max diff %g at %zu (%g vs %g), max |ref| %g",
                  what, s->n, s->h, s->w, s->c, s->o, s->k, s->s, s->p, s->g, s->bias, maxd, at, (double)got[at],
                  (double)ref[at], maxr);
@@ -72,7 +82,7 @@ static char *scratch_for(const eng_conv_fast *c, char **base)
 /* Runs every pass of one shape through both paths; with reps = 2 the
  * backward passes run twice so the gradients must have accumulated twice,
  * on top of non-zero starting values. */
-static void check_shape(const shape *s, int reps)
+static void check_shape_prec(const shape *s, int reps, eng_precision prec)
 {
     eng_conv_dims d = dims_of(s);
     gc_rng r = gc_seed(0x5eed + (uint64_t)s->c * 131 + (uint64_t)s->o * 7 + (uint64_t)s->g);
@@ -89,7 +99,10 @@ static void check_shape(const shape *s, int reps)
     memcpy(db_f, db_r, (size_t)d.o * sizeof(float));
 
     eng_conv_fast *c = NULL;
-    if (eng_conv_fast_new(&d, s->bias, &c)) fail_msg("new: %s", lupe_errmsg());
+    if (eng_conv_fast_new_prec(&d, s->bias, prec, &c)) fail_msg("new: %s", lupe_errmsg());
+    if (eng_conv_fast_precision(c) != prec)
+        fail_msg("shape c%d o%d k%d g%d: precision %d, asked for %d", s->c, s->o, s->k, s->g,
+                 (int)eng_conv_fast_precision(c), (int)prec);
     for (int p = ENG_CONV_FWD; p <= ENG_CONV_BWD_WEIGHTS; p++)
         if (strncmp(eng_conv_fast_impl(c, (eng_conv_pass)p), "ref", 3) == 0)
             fail_msg("pass %d of shape c%d o%d k%d g%d runs oneDNN's reference kernel %s", p, s->c, s->o, s->k, s->g,
@@ -114,6 +127,11 @@ static void check_shape(const shape *s, int reps)
     free(din_r), free(dw_r), free(db_r), free(din_f), free(dw_f), free(db_f);
 }
 
+static void check_shape(const shape *s, int reps)
+{
+    check_shape_prec(s, reps, ENG_PREC_F32);
+}
+
 static void test_matches_reference(void **state)
 {
     (void)state;
@@ -130,9 +148,8 @@ static void test_backward_accumulates(void **state)
  * (the same kernel on the same data, so the sums are bit-identical and the
  * doubling is exact), the split calls add up to the combined one, and the
  * overwriting backward-data gives the same values whatever din held. */
-static void test_twice_doubles(void **state)
+static void twice_doubles(eng_precision prec)
 {
-    (void)state;
     const shape s = {2, 10, 10, 16, 32, 3, 2, 1, 1, 1};
     eng_conv_dims d = dims_of(&s);
     gc_rng r = gc_seed(42);
@@ -141,7 +158,8 @@ static void test_twice_doubles(void **state)
     float *din1 = gc_zeros(n_in(&d)), *dw1 = gc_zeros(n_w(&d)), *db1 = gc_zeros((size_t)d.o);
     float *din2 = gc_zeros(n_in(&d)), *dw2 = gc_zeros(n_w(&d)), *db2 = gc_zeros((size_t)d.o);
     eng_conv_fast *c = NULL;
-    assert_int_equal(eng_conv_fast_new(&d, 1, &c), LUPE_OK);
+    assert_int_equal(eng_conv_fast_new_prec(&d, 1, prec, &c), LUPE_OK);
+    assert_int_equal(eng_conv_fast_precision(c), prec);
     char *base, *scratch = scratch_for(c, &base);
     assert_int_equal(eng_conv_fast_backward(c, din1, dw1, db1, dout, in, w, scratch), LUPE_OK);
     assert_int_equal(eng_conv_fast_backward_data(c, din2, dout, w, scratch), LUPE_OK);
@@ -167,6 +185,89 @@ static void test_twice_doubles(void **state)
     eng_conv_fast_free(c);
     free(base);
     free(in), free(w), free(dout), free(din1), free(dw1), free(db1), free(din2), free(dw2), free(db2);
+}
+
+static void test_twice_doubles(void **state)
+{
+    (void)state;
+    twice_doubles(ENG_PREC_F32);
+}
+
+/* ---- bf16 ---------------------------------------------------------------- */
+
+/* Every shape in bf16 against the f32 reference, once and accumulating
+ * twice, at bf16's tolerance; then the exact doubling. On a CPU without
+ * bf16 there is nothing to run: the test says so. */
+static void test_bf16_matches_reference(void **state)
+{
+    (void)state;
+    if (!eng_bf16_supported()) {
+        print_message("bf16: this CPU has neither AVX512_BF16 nor AMX-BF16 for oneDNN; bf16 checks skipped\n");
+        return;
+    }
+    tol = 2e-2;
+    for (size_t i = 0; i < NSHAPES; i++) check_shape_prec(&shapes[i], 1, ENG_PREC_BF16);
+    for (size_t i = 0; i < NSHAPES; i++) check_shape_prec(&shapes[i], 2, ENG_PREC_BF16);
+    tol = 1e-4;
+    twice_doubles(ENG_PREC_BF16);
+}
+
+/* A bf16 handle needs room for the bf16 copies of in and dout on top of an
+ * f32 one's scratch, and keeps the same f32 contract for what it holds. */
+static void test_bf16_scratch(void **state)
+{
+    (void)state;
+    if (!eng_bf16_supported()) return;
+    eng_conv_dims d = dims_of(&shapes[9]);
+    eng_conv_fast *f = NULL, *b = NULL;
+    assert_int_equal(eng_conv_fast_new_prec(&d, 0, ENG_PREC_F32, &f), LUPE_OK);
+    assert_int_equal(eng_conv_fast_new_prec(&d, 0, ENG_PREC_BF16, &b), LUPE_OK);
+    assert_true(eng_conv_fast_scratch(b) >= n_in(&d) * sizeof(float) + (n_in(&d) + n_out(&d)) * 2);
+    assert_true(eng_conv_fast_bytes(b) >= n_w(&d) * sizeof(float));
+    eng_conv_fast_free(f);
+    eng_conv_fast_free(b);
+}
+
+static eng_precision prec_of(eng_precision p)
+{
+    const shape s = {2, 9, 9, 16, 16, 3, 1, 1, 1, 1};
+    eng_conv_dims d = dims_of(&s);
+    eng_conv_fast *c = NULL;
+    assert_int_equal(eng_conv_fast_new_prec(&d, 1, p, &c), LUPE_OK);
+    eng_precision got = eng_conv_fast_precision(c);
+    eng_conv_fast_free(c);
+    return got;
+}
+
+/* AUTO is bf16 exactly where the CPU has it; LUPE_PRECISION overrides AUTO
+ * only; eng_conv_fast_new stays f32; bf16 without the CPU falls back. */
+static void test_precision_select(void **state)
+{
+    (void)state;
+    const char *old = getenv("LUPE_PRECISION");
+    char *saved = old ? strdup(old) : NULL;
+    const eng_precision native = eng_bf16_supported() ? ENG_PREC_BF16 : ENG_PREC_F32;
+    unsetenv("LUPE_PRECISION");
+    assert_int_equal(prec_of(ENG_PREC_AUTO), native);
+    assert_int_equal(prec_of(ENG_PREC_F32), ENG_PREC_F32);
+    assert_int_equal(prec_of(ENG_PREC_BF16), native);
+    setenv("LUPE_PRECISION", "f32", 1);
+    assert_int_equal(prec_of(ENG_PREC_AUTO), ENG_PREC_F32);
+    assert_int_equal(prec_of(ENG_PREC_BF16), native); /* explicit beats the environment */
+    setenv("LUPE_PRECISION", "bf16", 1);
+    assert_int_equal(prec_of(ENG_PREC_AUTO), native);
+    assert_int_equal(prec_of(ENG_PREC_F32), ENG_PREC_F32);
+    setenv("LUPE_PRECISION", "fp8", 1); /* unknown: warned about, AUTO as usual */
+    assert_int_equal(prec_of(ENG_PREC_AUTO), native);
+    const shape s = {1, 6, 6, 8, 8, 3, 1, 1, 1, 0};
+    eng_conv_dims d = dims_of(&s);
+    eng_conv_fast *c = NULL;
+    assert_int_equal(eng_conv_fast_new(&d, 0, &c), LUPE_OK);
+    assert_int_equal(eng_conv_fast_precision(c), ENG_PREC_F32);
+    eng_conv_fast_free(c);
+    if (saved) setenv("LUPE_PRECISION", saved, 1);
+    else unsetenv("LUPE_PRECISION");
+    free(saved);
 }
 
 /* Two convolutions of a chain share one scratch of the larger size, and
@@ -258,6 +359,8 @@ int main(void)
         cmocka_unit_test(test_matches_reference), cmocka_unit_test(test_backward_accumulates),
         cmocka_unit_test(test_twice_doubles),     cmocka_unit_test(test_shared_scratch),
         cmocka_unit_test(test_threads),           cmocka_unit_test(test_funnel),
+        cmocka_unit_test(test_bf16_matches_reference), cmocka_unit_test(test_bf16_scratch),
+        cmocka_unit_test(test_precision_select),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
