@@ -133,6 +133,11 @@ lupe_status eng_graph_plan(eng_graph *g, int training);
 /* Use the oneDNN paths where they exist (default) or only the references;
  * call before planning. */
 void eng_graph_set_fast(eng_graph *g, int fast);
+/* Precision of the fast convolutions (tensors and weights stay f32): the
+ * default ENG_PREC_AUTO computes them in bf16 where the CPU has it
+ * (LUPE_PRECISION=f32|bf16 overrides); call before planning. Declared with
+ * the fast convolutions below. */
+void eng_graph_set_precision(eng_graph *g, int precision);
 void eng_graph_shape(const eng_graph *g, int t, int shape[4]); /* n, h, w, c */
 float *eng_g_data(eng_graph *g, int t);
 float *eng_g_grad(eng_graph *g, int t);  /* NULL unless planned for training */

@@ -50,6 +50,7 @@ eng_graph *eng_graph_new(const char *name)
     if (!g) return NULL;
     snprintf(g->name, sizeof g->name, "%s", name ? name : "graph");
     g->fast = 1;
+    g->precision = ENG_PREC_AUTO;
     g->seed = 0x5eed1234abcdULL;
     return g;
 }
@@ -391,6 +392,11 @@ lupe_status eng_graph_plan(eng_graph *g, int training)
 void eng_graph_set_fast(eng_graph *g, int fast)
 {
     g->fast = fast;
+}
+
+void eng_graph_set_precision(eng_graph *g, int precision)
+{
+    g->precision = precision;
 }
 
 void eng_graph_shape(const eng_graph *g, int t, int shape[4])

@@ -21,7 +21,7 @@ lupe_status graph__prepare(eng_graph *g, g_node *nd, size_t *scratch)
     *scratch = 0;
     if (nd->op != OP_CONV || !g->fast) return LUPE_OK;
     eng_conv_fast *cf = NULL;
-    lupe_status st = eng_conv_fast_new(&nd->cd, nd->p1 >= 0, &cf);
+    lupe_status st = eng_conv_fast_new_prec(&nd->cd, nd->p1 >= 0, (eng_precision)g->precision, &cf);
     if (st == LUPE_EUNSUPPORTED) {
         /* oneDNN has no kernel for this shape: the reference runs it. */
         lupe_log_debug("graph %s: %s runs on the reference convolution: %s", g->name, nd->name, lupe_errmsg());

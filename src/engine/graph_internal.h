@@ -51,7 +51,7 @@ struct eng_graph {
     eng_param *params;
     float *arena;
     size_t arena_floats, scratch_off;
-    int training, planned, fast;
+    int training, planned, fast, precision;
     uint64_t seed;
     lupe_status st;
     char err[512];
