@@ -102,8 +102,12 @@ int main(int argc, char **argv)
         seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
         in[i] = (float)(seed >> 40) / 16777216.0f;
     }
-    printf("lupe: YOLOv8%s, %dx%d, batch %d, %d threads, %zu parameters, arena %.0f MiB (planned in %.0f ms)\n", scale,
-           imgsz, imgsz, batch, nthreads, nparam, eng_graph_arena_bytes(g) / 1048576.0, t_plan);
+    const char *prec = getenv("LUPE_PRECISION");
+    int bf16 = eng_bf16_supported() && !(prec && strcmp(prec, "f32") == 0);
+    printf("lupe: YOLOv8%s, %dx%d, batch %d, %d threads, %zu parameters, arena %.0f MiB (planned in %.0f ms), "
+           "convolutions in %s (LUPE_PRECISION=f32|bf16 to choose)\n",
+           scale, imgsz, imgsz, batch, nthreads, nparam, eng_graph_arena_bytes(g) / 1048576.0, t_plan,
+           bf16 ? "bf16, f32 master weights" : "f32");
     const float lr[ENG_NGROUPS] = {0.01f, 0.01f, 0.01f};
     double *times = calloc((size_t)steps + 1, sizeof *times);
     double fwd = 0, bwd = 0;
