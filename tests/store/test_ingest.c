@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libexif/exif-data.h>
+
 #include "lib/testutil.h"
 #include "lupe/store.h"
 
@@ -306,6 +308,61 @@ static void test_ingest_out_of_memory(void **state)
     assert_true(completed);
 }
 
+/* A JPEG whose EXIF says when it was taken: ingest records that time, not
+ * the file's. The EXIF block is made with libexif and put in an APP1
+ * segment right after the start-of-image marker. */
+static void test_ingest_exif_time(void **state)
+{
+    (void)state;
+    lupe_img *im = lupe_img_new(16, 8, 3);
+    uint8_t *jpg = NULL;
+    size_t jlen = 0;
+    assert_int_equal(lupe_img_encode_jpeg(im, 90, &jpg, &jlen), LUPE_OK);
+    lupe_img_free(im);
+    ExifData *ed = exif_data_new();
+    exif_data_set_byte_order(ed, EXIF_BYTE_ORDER_INTEL);
+    ExifEntry *e = exif_entry_new();
+    exif_content_add_entry(ed->ifd[EXIF_IFD_EXIF], e);
+    exif_entry_initialize(e, EXIF_TAG_DATE_TIME_ORIGINAL);
+    const char *when = "2021:03:04 05:06:07";
+    free(e->data);
+    e->data = (unsigned char *)strdup(when);
+    e->size = e->components = strlen(when) + 1;
+    exif_entry_unref(e);
+    unsigned char *ex = NULL;
+    unsigned int exlen = 0;
+    exif_data_save_data(ed, &ex, &exlen);
+    exif_data_unref(ed);
+    assert_non_null(ex);
+    size_t n = jlen + 4 + exlen;
+    uint8_t *out = malloc(n);
+    memcpy(out, jpg, 2); /* SOI */
+    out[2] = 0xFF, out[3] = 0xE1, out[4] = (uint8_t)((exlen + 2) >> 8), out[5] = (uint8_t)(exlen + 2);
+    memcpy(out + 6, ex, exlen);
+    memcpy(out + 6 + exlen, jpg + 2, jlen - 2);
+    free(ex);
+    lupe_free(jpg);
+    const char *path = tu_path("exif.jpg");
+    tu_write(path, out, n);
+    free(out);
+
+    lupe_ws *ws = NULL;
+    assert_int_equal(lupe_ws_init(tu_path("wse"), &ws), LUPE_OK);
+    lupe_ingest_opts o = lupe_ingest_default_opts(ws);
+    lupe_ingest_summary sum;
+    const char *paths[] = {path};
+    assert_int_equal(lupe_ingest_paths(ws, paths, 1, &o, &sum), LUPE_OK);
+    assert_int_equal(sum.stored, 1);
+    char hex[65];
+    assert_int_equal(lupe_sha256_file(path, hex), LUPE_OK);
+    lupe_image rec;
+    assert_int_equal(lupe_image_get(ws, hex, &rec), LUPE_OK);
+    assert_string_equal(rec.captured_from, "exif");
+    assert_int_equal(rec.captured_at, 1614834367); /* 2021-03-04T05:06:07Z */
+    lupe_image_cleanup(&rec);
+    lupe_ws_close(ws);
+}
+
 int main(void)
 {
     lupe_base_init();
@@ -313,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_ingest_mixed_folder),
         cmocka_unit_test(test_fsck_finds_damage),
         cmocka_unit_test(test_ingest_out_of_memory),
+        cmocka_unit_test(test_ingest_exif_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
