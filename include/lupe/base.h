@@ -111,6 +111,8 @@ lupe_status lupe_file_write_atomic(const char *path, const void *data, size_t le
  * the target, so a folder scanned by others never shows half-written files. */
 lupe_status lupe_file_write_atomic_tmp(const char *path, const char *tmp_dir, const void *data, size_t len);
 lupe_status lupe_fsync_dir(const char *dir);
+/* Writes all of data to fd, retrying short writes and EINTR; errors name path. */
+lupe_status lupe_write_all(int fd, const void *data, size_t len, const char *path);
 /* mkdir -p; mode 0755. */
 lupe_status lupe_mkdirs(const char *path);
 int lupe_path_exists(const char *path);

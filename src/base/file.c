@@ -77,7 +77,7 @@ out:
     return st;
 }
 
-static lupe_status write_all(int fd, const void *data, size_t len, const char *path)
+lupe_status lupe_write_all(int fd, const void *data, size_t len, const char *path)
 {
     const uint8_t *p = data;
     while (len) {
@@ -131,7 +131,7 @@ lupe_status lupe_file_write_atomic_tmp(const char *path, const char *tmp_dir, co
         st = lupe_err(LUPE_EIO, "%s: create temp file: %s", path, strerror(errno));
         goto out;
     }
-    if ((st = write_all(fd, data, len, tmp))) goto out;
+    if ((st = lupe_write_all(fd, data, len, tmp))) goto out;
     if (fchmod(fd, 0644) != 0 || fsync(fd) != 0) {
         st = lupe_err(LUPE_EIO, "%s: fsync: %s", tmp, strerror(errno));
         goto out;

@@ -99,21 +99,6 @@ static lupe_status mkparent(fmt__out *o, const char *rel)
     return st;
 }
 
-static lupe_status write_all(int fd, const void *data, size_t len, const char *path)
-{
-    const char *p = data;
-    while (len) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return lupe_err(LUPE_EIO, "%s: write: %s", path, strerror(errno));
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return LUPE_OK;
-}
-
 /* Creates full (which must not exist), lets fill() write it, fsyncs it. */
 static lupe_status finish_file(int fd, const char *full, lupe_status st)
 {
@@ -132,7 +117,7 @@ lupe_status fmt__out_file(fmt__out *o, const char *rel, const void *data, size_t
     if (fd < 0) {
         st = lupe_err(errno == EEXIST ? LUPE_EEXIST : LUPE_EIO, "%s: create: %s", full, strerror(errno));
     } else {
-        st = finish_file(fd, full, write_all(fd, data, len, full));
+        st = finish_file(fd, full, lupe_write_all(fd, data, len, full));
     }
     lupe_free(full);
     return st;
@@ -169,7 +154,7 @@ static lupe_status copy_file(const char *src, const char *dst)
             goto out;
         }
         if (r == 0) break;
-        if ((st = write_all(out, buf, (size_t)r, dst))) goto out;
+        if ((st = lupe_write_all(out, buf, (size_t)r, dst))) goto out;
     }
 out:
     if (out >= 0) {

@@ -261,6 +261,13 @@ static void test_golden(void **state)
 
 /* The same network built with the graph API: the planned arena, the
  * builders' wiring and the graph's backward must give the same numbers. */
+/* Golden parameter names to the graph's. */
+static const char *const map[][2] = {{"conv1.w", "conv1.weight"}, {"bn1.g", "bn1.weight"}, {"bn1.b", "bn1.bias"},
+                                     {"conv2.w", "conv2.weight"}, {"bn2.g", "bn2.weight"}, {"bn2.b", "bn2.bias"},
+                                     {"conv3.w", "conv3.weight"}, {"conv3.b", "conv3.bias"},
+                                     {"conv4.w", "conv4.weight"}, {"conv4.b", "conv4.bias"},
+                                     {"conv5.w", "conv5.weight"}, {"conv5.b", "conv5.bias"}};
+
 /* The golden network with the graph API; t[] gets the tensors images,
  * a1, a4 and output. */
 static eng_graph *build_golden(int t[4])
@@ -291,12 +298,6 @@ static void run_graph(int fast, int precision)
     eng_graph_set_fast(g, fast);
     eng_graph_set_precision(g, precision);
     if (eng_graph_plan(g, 1)) fail_msg("%s", lupe_errmsg());
-    /* Golden names to graph names. */
-    static const char *const map[][2] = {{"conv1.w", "conv1.weight"}, {"bn1.g", "bn1.weight"}, {"bn1.b", "bn1.bias"},
-                                         {"conv2.w", "conv2.weight"}, {"bn2.g", "bn2.weight"}, {"bn2.b", "bn2.bias"},
-                                         {"conv3.w", "conv3.weight"}, {"conv3.b", "conv3.bias"},
-                                         {"conv4.w", "conv4.weight"}, {"conv4.b", "conv4.bias"},
-                                         {"conv5.w", "conv5.weight"}, {"conv5.b", "conv5.bias"}};
     const eng_param *ps = NULL;
     int np = eng_graph_params(g, &ps);
     assert_int_equal(np, 12);
@@ -368,11 +369,6 @@ static void train_graph(int precision, double tol)
     eng_graph *g = build_golden(t);
     eng_graph_set_precision(g, precision);
     assert_int_equal(eng_graph_plan(g, 1), LUPE_OK);
-    static const char *const map[][2] = {{"conv1.w", "conv1.weight"}, {"bn1.g", "bn1.weight"}, {"bn1.b", "bn1.bias"},
-                                         {"conv2.w", "conv2.weight"}, {"bn2.g", "bn2.weight"}, {"bn2.b", "bn2.bias"},
-                                         {"conv3.w", "conv3.weight"}, {"conv3.b", "conv3.bias"},
-                                         {"conv4.w", "conv4.weight"}, {"conv4.b", "conv4.bias"},
-                                         {"conv5.w", "conv5.weight"}, {"conv5.b", "conv5.bias"}};
     const eng_param *ps = NULL;
     int np = eng_graph_params(g, &ps);
     int idx[12];
