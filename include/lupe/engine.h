@@ -347,6 +347,12 @@ void eng_bn_forward_infer_fast(float *out, const float *in, const float *gamma, 
 void eng_bn_backward_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                           const float *mean, const float *invstd, const float *gamma, size_t m, int c);
 void eng_silu_forward_fast(float *out, const float *in, size_t n);
+/* Overwriting forms of two backward passes (din = ... instead of +=), for
+ * an op that is the first to write its input's gradient: no memset, and
+ * din is not read. dgamma and dbeta still accumulate. */
+void eng_silu_backward_set_fast(float *din, const float *dout, const float *in, size_t n);
+void eng_bn_backward_set_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                              const float *mean, const float *invstd, const float *gamma, size_t m, int c);
 void eng_silu_backward_fast(float *din, const float *dout, const float *in, size_t n);
 void eng_sigmoid_forward_fast(float *out, const float *in, size_t n);
 void eng_sigmoid_backward_fast(float *din, const float *dout, const float *out, size_t n);

@@ -159,7 +159,7 @@ INL void sigmoid8(const v8f *px, v8f *s, v8f *oms)
  * Each op is a kernel on 8 elements; a range runs it over whole vectors and
  * then once over a zero-padded copy of the last 1..7 elements, so every
  * element goes through the same arithmetic wherever it lies. */
-enum { EW_SILU_F, EW_SILU_B, EW_SIG_F, EW_SIG_B, EW_ADD_F, EW_ADD_B, EW_ACC };
+enum { EW_SILU_F, EW_SILU_B, EW_SILU_BS, EW_SIG_F, EW_SIG_B, EW_ADD_F, EW_ADD_B, EW_ACC };
 
 INL void silu_f8(float *out, const float *in)
 {
@@ -174,6 +174,14 @@ INL void silu_b8(float *din, const float *dout, const float *in)
     v8f x = ld8(in), s, oms;
     sigmoid8(&x, &s, &oms);
     st8(din, ld8(din) + ld8(dout) * (s * (1.0f + x * oms)));
+}
+
+/* din = dout * silu'(in): the overwriting form, for a first writer. */
+INL void silu_bs8(float *din, const float *dout, const float *in)
+{
+    v8f x = ld8(in), s, oms;
+    sigmoid8(&x, &s, &oms);
+    st8(din, ld8(dout) * (s * (1.0f + x * oms)));
 }
 
 INL void sig_f8(float *out, const float *in)
@@ -215,6 +223,7 @@ INL void ew_kernel(int op, float *o, float *o2, const float *a, const float *b)
     switch (op) {
     case EW_SILU_F: silu_f8(o, a); break;
     case EW_SILU_B: silu_b8(o, a, b); break;
+    case EW_SILU_BS: silu_bs8(o, a, b); break;
     case EW_SIG_F: sig_f8(o, a); break;
     case EW_SIG_B: sig_b8(o, a, b); break;
     case EW_ADD_F: add_f8(o, a, b); break;
@@ -235,6 +244,7 @@ static void ew_range(int op, float *o, float *o2, const float *a, const float *b
     switch (op) {
     case EW_SILU_F: EW_LOOP(EW_SILU_F); break;
     case EW_SILU_B: EW_LOOP(EW_SILU_B); break;
+    case EW_SILU_BS: EW_LOOP(EW_SILU_BS); break;
     case EW_SIG_F: EW_LOOP(EW_SIG_F); break;
     case EW_SIG_B: EW_LOOP(EW_SIG_B); break;
     case EW_ADD_F: EW_LOOP(EW_ADD_F); break;
@@ -284,6 +294,12 @@ void eng_silu_backward_fast(float *din, const float *dout, const float *in, size
 {
     assert(n == 0 || (din && dout && in));
     if (n) ew_run(EW_SILU_B, din, NULL, dout, in, n);
+}
+
+void eng_silu_backward_set_fast(float *din, const float *dout, const float *in, size_t n)
+{
+    assert(n == 0 || (din && dout && in));
+    if (n) ew_run(EW_SILU_BS, din, NULL, dout, in, n);
 }
 
 void eng_sigmoid_forward_fast(float *out, const float *in, size_t n)
@@ -475,6 +491,7 @@ typedef struct {
     const float *dout, *in, *mean, *invstd, *gamma;
     size_t m;
     int c;
+    int set; /* write din instead of adding to it */
     const double *part[FAST_MAX_THREADS];
     /* dx += a * ((dy - b) - (x - mean) * g), per channel of the chunk. */
     float a[BN_CHUNK], b[BN_CHUNK], g[BN_CHUNK];
@@ -500,16 +517,19 @@ static void bn_grad_sums(double *s, double *p, const float *mean, const float *d
 }
 
 static void bn_grad_apply(float *din, const float *dout, const float *x, const float *mean, const float *a,
-                          const float *b, const float *g, int c, int c0, int cn, size_t r0, size_t r1)
+                          const float *b, const float *g, int c, int c0, int cn, size_t r0, size_t r1, int set)
 {
     for (size_t r = r0; r < r1; r++) {
         const size_t at = r * (size_t)c + c0;
         int j = 0;
         for (; j + 8 <= cn; j += 8) {
-            const v8f t = (ld8(dout + at + j) - ld8(b + j)) - (ld8(x + at + j) - ld8(mean + j)) * ld8(g + j);
-            st8(din + at + j, ld8(din + at + j) + ld8(a + j) * t);
+            const v8f t = ld8(a + j) * ((ld8(dout + at + j) - ld8(b + j)) - (ld8(x + at + j) - ld8(mean + j)) * ld8(g + j));
+            st8(din + at + j, set ? t : ld8(din + at + j) + t);
         }
-        for (; j < cn; j++) din[at + j] += a[j] * ((dout[at + j] - b[j]) - (x[at + j] - mean[j]) * g[j]);
+        for (; j < cn; j++) {
+            const float t = a[j] * ((dout[at + j] - b[j]) - (x[at + j] - mean[j]) * g[j]);
+            din[at + j] = set ? t : din[at + j] + t;
+        }
     }
 }
 
@@ -544,18 +564,31 @@ static void bn_bwd_team(void *p, int t, int nt)
          * while another still merges them. */
         team_barrier();
         if (cx->din)
-            bn_grad_apply(cx->din, cx->dout, cx->in, cx->mean + c0, cx->a, cx->b, cx->g, cx->c, c0, cn, r0, r1);
+            bn_grad_apply(cx->din, cx->dout, cx->in, cx->mean + c0, cx->a, cx->b, cx->g, cx->c, c0, cn, r0, r1,
+                          cx->set);
     }
+}
+
+static void bn_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                        const float *mean, const float *invstd, const float *gamma, size_t m, int c, int set)
+{
+    assert(dout && in && mean && invstd && gamma && m > 0 && c > 0);
+    if (!din && !dgamma && !dbeta) return;
+    bn_bwd_ctx cx = {.din = din, .dgamma = dgamma, .dbeta = dbeta, .dout = dout, .in = in, .mean = mean,
+                     .invstd = invstd, .gamma = gamma, .m = m, .c = c, .set = set};
+    run_team(team_size(m * (size_t)c), bn_bwd_team, &cx);
 }
 
 void eng_bn_backward_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                           const float *mean, const float *invstd, const float *gamma, size_t m, int c)
 {
-    assert(dout && in && mean && invstd && gamma && m > 0 && c > 0);
-    if (!din && !dgamma && !dbeta) return;
-    bn_bwd_ctx cx = {.din = din, .dgamma = dgamma, .dbeta = dbeta, .dout = dout, .in = in, .mean = mean,
-                     .invstd = invstd, .gamma = gamma, .m = m, .c = c};
-    run_team(team_size(m * (size_t)c), bn_bwd_team, &cx);
+    bn_backward(din, dgamma, dbeta, dout, in, mean, invstd, gamma, m, c, 0);
+}
+
+void eng_bn_backward_set_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                              const float *mean, const float *invstd, const float *gamma, size_t m, int c)
+{
+    bn_backward(din, dgamma, dbeta, dout, in, mean, invstd, gamma, m, c, 1);
 }
 
 /* ---- concat ----------------------------------------------------------------

@@ -438,8 +438,9 @@ void eng_graph_backward(eng_graph *g)
      * hold what the caller put there. */
     for (int i = g->nn - 1; i >= 0; i--) {
         g_node *nd = &g->nodes[i];
-        /* A fast convolution that is its input's first writer overwrites
-         * the gradient instead of adding to zeros: no memset, no add pass. */
+        /* An op with an overwriting backward (fast convolution, batch
+         * norm, SiLU) that is its input's first writer sets the gradient
+         * instead of adding to zeros: no memset, no read of the zeros. */
         int first = graph__first_writer_sets(g, nd, i);
         for (int k = 0; k < nd->nin && !first; k++) {
             g_tensor *t = &g->t[nd->in[k]];

@@ -119,7 +119,8 @@ void graph__forward(eng_graph *g, g_node *nd, int training)
 
 int graph__first_writer_sets(const eng_graph *g, const g_node *nd, int i)
 {
-    if (nd->op != OP_CONV || !nd->fast) return 0;
+    int can = (nd->op == OP_CONV && nd->fast) || (g->fast && (nd->op == OP_SILU || nd->op == OP_BN));
+    if (!can) return 0;
     const g_tensor *t = &g->t[nd->in[0]];
     return t->goff != SIZE_MAX && t->last == i;
 }
@@ -150,12 +151,14 @@ void graph__backward(eng_graph *g, g_node *nd, int set_din)
     }
     case OP_BN: {
         float *st = g->arena + nd->st_off;
-        (g->fast ? eng_bn_backward_fast : eng_bn_backward_ref)(din, PG(nd->p0), PG(nd->p1), dout, D(nd->in[0]), st,
-                                                               st + bn_stride(in->c), PW(nd->p0), rows(in), in->c);
+        (set_din ? eng_bn_backward_set_fast : g->fast ? eng_bn_backward_fast : eng_bn_backward_ref)(
+            din, PG(nd->p0), PG(nd->p1), dout, D(nd->in[0]), st, st + bn_stride(in->c), PW(nd->p0), rows(in), in->c);
         break;
     }
     case OP_SILU:
-        if (din) (g->fast ? eng_silu_backward_fast : eng_silu_backward_ref)(din, dout, D(nd->in[0]), numel(in));
+        if (din)
+            (set_din ? eng_silu_backward_set_fast : g->fast ? eng_silu_backward_fast : eng_silu_backward_ref)(
+                din, dout, D(nd->in[0]), numel(in));
         break;
     case OP_SIGMOID:
         if (din) (g->fast ? eng_sigmoid_backward_fast : eng_sigmoid_backward_ref)(din, dout, D(nd->out), numel(in));

@@ -63,7 +63,8 @@ lupe_status graph__prepare(eng_graph *g, g_node *nd, size_t *scratch);
 void graph__node_cleanup(g_node *nd);
 void graph__forward(eng_graph *g, g_node *nd, int training);
 /* Whether node i can overwrite its input's gradient rather than add to it
- * (a fast convolution whose input this node is the last to consume). */
+ * (a fast convolution, batch norm or SiLU whose input this node is the
+ * last to consume). */
 int graph__first_writer_sets(const eng_graph *g, const g_node *nd, int i);
 /* set_din: write the input gradient instead of adding to it. */
 void graph__backward(eng_graph *g, g_node *nd, int set_din);

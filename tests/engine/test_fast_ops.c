@@ -7,6 +7,8 @@
  * all cores. Tolerances are stated per op, as in engine.h.
  */
 #include <float.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/gradcheck.h"
@@ -378,12 +380,45 @@ static void test_pool_upsample(void **state)
     eng_set_threads(0);
 }
 
+/* The overwriting backward forms equal accumulating into zeros, whatever
+ * din held before; the parameter gradients still accumulate. */
+static void test_set_forms(void **state)
+{
+    (void)state;
+    gc_rng r = gc_seed(77);
+    const size_t m = 37;
+    const int c = 21;
+    const size_t n = m * (size_t)c;
+    float *x = gc_random(&r, n, -6, 6), *dy = gc_random(&r, n, -1, 1);
+    float *acc = gc_zeros(n), *set = gc_random(&r, n, -100, 100);
+    eng_silu_backward_fast(acc, dy, x, n);
+    eng_silu_backward_set_fast(set, dy, x, n);
+    assert_memory_equal(acc, set, n * sizeof(float));
+
+    float *gamma = gc_random(&r, (size_t)c, 0.5f, 1.5f), *beta = gc_random(&r, (size_t)c, -1, 1);
+    float *y = gc_zeros(n), *mean = gc_zeros((size_t)c), *invstd = gc_zeros((size_t)c);
+    eng_bn_forward_train_fast(y, mean, invstd, x, gamma, beta, m, c, 1e-3f);
+    float *dg1 = gc_zeros((size_t)c), *db1 = gc_zeros((size_t)c), *dg2 = gc_zeros((size_t)c), *db2 = gc_zeros((size_t)c);
+    memset(acc, 0, n * sizeof(float));
+    gc_fill(&r, set, n, -100, 100);
+    eng_bn_backward_fast(acc, dg1, db1, dy, x, mean, invstd, gamma, m, c);
+    eng_bn_backward_set_fast(set, dg2, db2, dy, x, mean, invstd, gamma, m, c);
+    assert_memory_equal(acc, set, n * sizeof(float));
+    assert_memory_equal(dg1, dg2, (size_t)c * sizeof(float));
+    eng_bn_backward_set_fast(set, dg2, db2, dy, x, mean, invstd, gamma, m, c);
+    assert_memory_equal(acc, set, n * sizeof(float)); /* din set again, not doubled */
+    for (int k = 0; k < c; k++) assert_true(dg2[k] == 2 * dg1[k] || fabsf(dg2[k] - 2 * dg1[k]) <= 1e-6f * fabsf(dg1[k]));
+    float *bufs[] = {x, dy, acc, set, gamma, beta, y, mean, invstd, dg1, db1, dg2, db2};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigmoid_silu),         cmocka_unit_test(test_add),
         cmocka_unit_test(test_batchnorm),            cmocka_unit_test(test_batchnorm_cancellation),
         cmocka_unit_test(test_concat),               cmocka_unit_test(test_pool_upsample),
+        cmocka_unit_test(test_set_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
