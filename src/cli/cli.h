@@ -37,9 +37,9 @@ const cli_cmd *cli_find(const char *name);
 int cli_usage_error(const char *cmd, const char *fmt, ...) LUPE_PRINTF(2, 3);
 /* Prints the current error detail as "lupe CMD: message" and returns EXIT_FAIL. */
 int cli_fail(const char *cmd);
-/* Parses options with getopt_long; handles --help. Returns -1 to go on,
- * otherwise the exit code to return at once. Sets *optind_out. */
-int cli_getopt_help(const char *cmd, int argc, char **argv, int *optind_out);
+/* Handles --help anywhere before "--": returns the exit code to return at
+ * once, or -1 to go on parsing. */
+int cli_getopt_help(const char *cmd, int argc, char **argv);
 int cli_print_help(const char *cmd);
 lupe_status cli_open_ws(cli_ctx *ctx, lupe_ws **out);
 /* Human-readable byte count into buf ("7.3 MB"). */

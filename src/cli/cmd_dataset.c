@@ -74,7 +74,6 @@ static void print_stats(const lupe_manifest *m, const lupe_dataset_stats *s)
 {
     static const char *const bins[] = {"<8", "8-16", "16-32", "32-64", "64-128", "128-256", "256-512", ">=512"};
     printf("%-22s %8s %8s %8s %8s\n", "", "train", "val", "test", "all");
-    int64_t t[4] = {0};
 #define ROW(label, arr)                                                                                         \
     do {                                                                                                        \
         int64_t sum = (arr)[0] + (arr)[1] + (arr)[2];                                                           \
@@ -91,7 +90,6 @@ static void print_stats(const lupe_manifest *m, const lupe_dataset_stats *s)
         ROW(label, &s->class_boxes[k * 3]);
     }
 #undef ROW
-    (void)t;
     printf("box size (sqrt of area, px):");
     for (int b = 0; b < 8; b++) printf(" %s:%lld", bins[b], (long long)s->size_hist[b]);
     printf("\nduplicate boxes (same class, IoU > 0.9): %lld\n", (long long)s->duplicate_boxes);
@@ -239,7 +237,7 @@ int cmd_import(cli_ctx *ctx, int argc, char **argv)
         {"status", required_argument, NULL, 's'},   {"strict", no_argument, NULL, 'S'},
         {"source", required_argument, NULL, 'r'},   {0},
     };
-    int oi, rc = cli_getopt_help("import", argc, argv, &oi);
+    int rc = cli_getopt_help("import", argc, argv);
     if (rc >= 0) return rc;
     lupe_import_opts o = lupe_import_default_opts();
     o.format = -1;
@@ -297,9 +295,8 @@ int cmd_import(cli_ctx *ctx, int argc, char **argv)
     lupe_free(classes_copy);
     if (st) return cli_fail("import");
     printf("import: %zu items: %zu labeled (%zu boxes), %zu unchanged, %zu skipped; images: %zu stored, %zu duplicate, "
-           "%zu rejected%s\n",
-           s.items, s.labeled, s.boxes, s.unchanged, s.skipped, s.ingest.stored, s.ingest.duplicate, s.ingest.rejected,
-           s.clipped ? "" : "");
+           "%zu rejected\n",
+           s.items, s.labeled, s.boxes, s.unchanged, s.skipped, s.ingest.stored, s.ingest.duplicate, s.ingest.rejected);
     if (s.clipped) printf("import: %zu boxes were clipped to their image\n", s.clipped);
     return s.skipped || s.ingest.rejected ? EXIT_PARTIAL : EXIT_OK;
 }

@@ -43,7 +43,7 @@ int cmd_ingest(cli_ctx *ctx, int argc, char **argv)
         {"include", required_argument, NULL, 'i'},
         {0},
     };
-    int oi, rc = cli_getopt_help("ingest", argc, argv, &oi);
+    int rc = cli_getopt_help("ingest", argc, argv);
     if (rc >= 0) return rc;
     const char *tags[MAX_TAGS];
     int ntags = 0, c;
@@ -140,7 +140,7 @@ int cmd_images(cli_ctx *ctx, int argc, char **argv)
         {"limit", required_argument, NULL, 'n'}, {"json", no_argument, NULL, 'j'},
         {0},
     };
-    int oi, rc = cli_getopt_help("images", argc, argv, &oi);
+    int rc = cli_getopt_help("images", argc, argv);
     if (rc >= 0) return rc;
     const char *tags[MAX_TAGS];
     lupe_image_filter f = {.tags = tags};

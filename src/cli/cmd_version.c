@@ -21,7 +21,7 @@ int cmd_version(cli_ctx *ctx, int argc, char **argv)
 {
     (void)ctx;
     if (argc > 1) {
-        int oi, rc = cli_getopt_help("version", argc, argv, &oi);
+        int rc = cli_getopt_help("version", argc, argv);
         if (rc >= 0) return rc;
         return cli_usage_error("version", "unexpected argument '%s'", argv[1]);
     }

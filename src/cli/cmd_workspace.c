@@ -8,7 +8,7 @@
 
 int cmd_init(cli_ctx *ctx, int argc, char **argv)
 {
-    int oi, rc = cli_getopt_help("init", argc, argv, &oi);
+    int rc = cli_getopt_help("init", argc, argv);
     if (rc >= 0) return rc;
     if (argc > 2) return cli_usage_error("init", "expected at most one folder, got %d arguments", argc - 1);
     if (argc == 2 && argv[1][0] == '-') return cli_usage_error("init", "unknown option '%s'", argv[1]);
@@ -25,7 +25,7 @@ int cmd_init(cli_ctx *ctx, int argc, char **argv)
 int cmd_status(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, {0}};
-    int oi, rc = cli_getopt_help("status", argc, argv, &oi);
+    int rc = cli_getopt_help("status", argc, argv);
     if (rc >= 0) return rc;
     int json = 0, c;
     while ((c = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
@@ -72,7 +72,7 @@ static void on_problem(void *ud, int is_error, const char *msg)
 int cmd_fsck(cli_ctx *ctx, int argc, char **argv)
 {
     static const struct option opts[] = {{"quick", no_argument, NULL, 'q'}, {"repair", no_argument, NULL, 'r'}, {0}};
-    int oi, rc = cli_getopt_help("fsck", argc, argv, &oi);
+    int rc = cli_getopt_help("fsck", argc, argv);
     if (rc >= 0) return rc;
     lupe_fsck_opts o = {.on_problem = on_problem};
     int c;
@@ -90,9 +90,9 @@ int cmd_fsck(cli_ctx *ctx, int argc, char **argv)
     lupe_ws_close(ws);
     if (st) return cli_fail("fsck");
     char b[32];
-    printf("fsck: %lld images, %lld objects (%s hashed) in %.1fs: %lld errors, %lld warnings%s\n",
+    printf("fsck: %lld images, %lld objects (%s hashed) in %.1fs: %lld errors, %lld warnings\n",
            (long long)r.images, (long long)r.objects, o.quick ? "none" : cli_bytes((double)r.bytes_hashed, b, sizeof b),
-           lupe_time_mono() - t0, (long long)r.errors, (long long)r.warnings, r.repaired ? "" : "");
+           lupe_time_mono() - t0, (long long)r.errors, (long long)r.warnings);
     if (r.repaired) printf("fsck: repaired %lld leftovers\n", (long long)r.repaired);
     return r.errors ? EXIT_FAIL : EXIT_OK;
 }

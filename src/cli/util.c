@@ -25,13 +25,12 @@ int cli_fail(const char *cmd)
     return EXIT_FAIL;
 }
 
-int cli_getopt_help(const char *cmd, int argc, char **argv, int *optind_out)
+int cli_getopt_help(const char *cmd, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) break;
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return cli_print_help(cmd);
     }
-    *optind_out = 1;
     return -1;
 }
 

@@ -169,19 +169,23 @@ INL void silu_f8(float *out, const float *in)
 }
 
 /* silu'(x) = s * (1 + x * (1 - s)). */
-INL void silu_b8(float *din, const float *dout, const float *in)
+/* dout * silu'(in), with silu'(x) = s (1 + x (1 - s)). */
+INL v8f silu_grad8(const float *dout, const float *in)
 {
     v8f x = ld8(in), s, oms;
     sigmoid8(&x, &s, &oms);
-    st8(din, ld8(din) + ld8(dout) * (s * (1.0f + x * oms)));
+    return ld8(dout) * (s * (1.0f + x * oms));
 }
 
-/* din = dout * silu'(in): the overwriting form, for a first writer. */
+INL void silu_b8(float *din, const float *dout, const float *in)
+{
+    st8(din, ld8(din) + silu_grad8(dout, in));
+}
+
+/* The overwriting form, for a first writer: din is not read. */
 INL void silu_bs8(float *din, const float *dout, const float *in)
 {
-    v8f x = ld8(in), s, oms;
-    sigmoid8(&x, &s, &oms);
-    st8(din, ld8(dout) * (s * (1.0f + x * oms)));
+    st8(din, silu_grad8(dout, in));
 }
 
 INL void sig_f8(float *out, const float *in)

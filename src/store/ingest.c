@@ -249,7 +249,7 @@ out:
 /* Ingests one file. Returns an error only for workspace failures; a bad
  * file is reported through ev with outcome REJECTED. */
 static lupe_status ingest_one(lupe_ws *ws, const char *path, const lupe_ingest_opts *o, lupe_ingest_event *ev,
-                              char *reason, size_t reasonsz, lupe_ingest_summary *sum)
+                              char *reason, size_t reasonsz, char id[LUPE_SHA256_HEX], lupe_ingest_summary *sum)
 {
     file_meta m = {0};
     uint8_t *buf = NULL;
@@ -270,8 +270,8 @@ static lupe_status ingest_one(lupe_ws *ws, const char *path, const lupe_ingest_o
     if ((st = lupe_obj_put(ws, buf, m.size, m.id, &existed))) goto out;
     if ((st = record(ws, shown, &m, o, &dup))) goto out;
     ev->outcome = dup ? LUPE_INGEST_DUPLICATE : LUPE_INGEST_STORED;
-    memcpy(reason, m.id, LUPE_SHA256_HEX);
-    ev->id = reason;
+    memcpy(id, m.id, LUPE_SHA256_HEX);
+    ev->id = id;
     if (dup) {
         sum->duplicate++;
     } else {
@@ -297,10 +297,10 @@ lupe_status lupe_ingest_paths(lupe_ws *ws, const char *const *paths, int npaths,
         st = lupe_err(LUPE_ELIMIT, "more than %zu files given; ingest them in smaller batches", l.max);
         goto out;
     }
-    char reason[1100];
+    char reason[1100], id[LUPE_SHA256_HEX];
     for (size_t i = 0; i < l.n; i++) {
         lupe_ingest_event ev = {.path = l.v[i], .index = i + 1, .total = l.n};
-        if ((st = ingest_one(ws, l.v[i], o, &ev, reason, sizeof reason, out))) break;
+        if ((st = ingest_one(ws, l.v[i], o, &ev, reason, sizeof reason, id, out))) break;
         out->files++;
         if (o->on_file) o->on_file(o->ud, &ev);
     }
