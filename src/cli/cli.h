@@ -42,6 +42,15 @@ int cli_fail(const char *cmd);
 int cli_getopt_help(const char *cmd, int argc, char **argv);
 int cli_print_help(const char *cmd);
 lupe_status cli_open_ws(cli_ctx *ctx, lupe_ws **out);
+
+/* Commands with actions (`lupe label set`, `lupe dataset create`) are a
+ * table of verbs; cli_dispatch handles --help, opens the workspace and
+ * calls the verb with argv starting at the verb's name. */
+typedef struct cli_verb {
+    const char *name;
+    int (*fn)(cli_ctx *ctx, lupe_ws *ws, int argc, char **argv);
+} cli_verb;
+int cli_dispatch(cli_ctx *ctx, const char *cmd, const cli_verb *verbs, int argc, char **argv);
 /* Human-readable byte count into buf ("7.3 MB"). */
 const char *cli_bytes(double n, char *buf, size_t bufsz);
 

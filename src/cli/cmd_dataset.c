@@ -19,7 +19,7 @@ static int print_info(void *ud, const lupe_dataset_info *d)
     return 0;
 }
 
-static int ds_create(cli_ctx *ctx, int argc, char **argv)
+static int ds_create(cli_ctx *ctx, lupe_ws *ws, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"from-labels", required_argument, NULL, 'f'}, {"split", required_argument, NULL, 's'},
@@ -55,13 +55,9 @@ static int ds_create(cli_ctx *ctx, int argc, char **argv)
     }
     if (optind != argc - 1) return cli_usage_error("dataset", "usage: lupe dataset create NAME [options]");
     o.name = argv[optind];
-    lupe_ws *ws = NULL;
-    if (cli_open_ws(ctx, &ws)) return cli_fail("dataset");
     lupe_dataset_info d;
     int unchanged = 0;
-    lupe_status st = lupe_dataset_create(ws, &o, &d, &unchanged);
-    lupe_ws_close(ws);
-    if (st) return cli_fail("dataset");
+    if (lupe_dataset_create(ws, &o, &d, &unchanged)) return cli_fail("dataset");
     if (unchanged) printf("unchanged: %s@%d already holds exactly these labels and splits\n", d.name, d.version);
     else if (!ctx->quiet) printf("created ");
     if (!unchanged || !ctx->quiet) print_info(NULL, &d);
@@ -96,11 +92,9 @@ static void print_stats(const lupe_manifest *m, const lupe_dataset_stats *s)
     printf("groups on more than one side: %lld\n", (long long)s->groups_split);
 }
 
-static int ds_show_or_stats(cli_ctx *ctx, int argc, char **argv, int stats)
+static int ds_show_or_stats(lupe_ws *ws, int argc, char **argv, int stats)
 {
     if (argc != 2) return cli_usage_error("dataset", "usage: lupe dataset %s NAME[@N]", stats ? "stats" : "show");
-    lupe_ws *ws = NULL;
-    if (cli_open_ws(ctx, &ws)) return cli_fail("dataset");
     lupe_dataset_info d;
     lupe_manifest *m = NULL;
     lupe_status st = lupe_dataset_get(ws, argv[1], &d);
@@ -109,7 +103,6 @@ static int ds_show_or_stats(cli_ctx *ctx, int argc, char **argv, int stats)
         snprintf(ref, sizeof ref, "%s@%d", d.name, d.version);
         st = lupe_dataset_load(ws, ref, &m);
     }
-    lupe_ws_close(ws);
     if (st) return cli_fail("dataset");
     if (!stats) {
         print_info(NULL, &d);
@@ -131,15 +124,13 @@ static void print_line(void *ud, const char *text)
     printf("%s\n", text);
 }
 
-static int ds_diff(cli_ctx *ctx, int argc, char **argv)
+static int ds_diff(cli_ctx *ctx, lupe_ws *ws, int argc, char **argv)
 {
+    (void)ctx;
     if (argc != 3) return cli_usage_error("dataset", "usage: lupe dataset diff A B");
-    lupe_ws *ws = NULL;
-    if (cli_open_ws(ctx, &ws)) return cli_fail("dataset");
     lupe_manifest *a = NULL, *b = NULL;
     lupe_status st = lupe_dataset_load(ws, argv[1], &a);
     if (!st) st = lupe_dataset_load(ws, argv[2], &b);
-    lupe_ws_close(ws);
     lupe_dataset_diff d;
     if (!st) st = lupe_dataset_diff_get(a, b, print_line, NULL, &d);
     lupe_manifest_free(a);
@@ -152,7 +143,7 @@ static int ds_diff(cli_ctx *ctx, int argc, char **argv)
     return EXIT_OK;
 }
 
-static int ds_export(cli_ctx *ctx, int argc, char **argv)
+static int ds_export(cli_ctx *ctx, lupe_ws *ws, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"format", required_argument, NULL, 'f'}, {"out", required_argument, NULL, 'o'}, {0}};
@@ -170,36 +161,36 @@ static int ds_export(cli_ctx *ctx, int argc, char **argv)
     }
     if (optind != argc - 1 || fmt < 0 || !out)
         return cli_usage_error("dataset", "usage: lupe dataset export NAME[@N] --format F --out DIR");
-    lupe_ws *ws = NULL;
-    if (cli_open_ws(ctx, &ws)) return cli_fail("dataset");
-    lupe_status st = lupe_dataset_export(ws, argv[optind], (lupe_fmt_kind)fmt, out);
-    lupe_ws_close(ws);
-    if (st) return cli_fail("dataset");
+    if (lupe_dataset_export(ws, argv[optind], (lupe_fmt_kind)fmt, out)) return cli_fail("dataset");
     if (!ctx->quiet) printf("exported %s as %s to %s\n", argv[optind], lupe_fmt_name((lupe_fmt_kind)fmt), out);
     return EXIT_OK;
 }
 
+static int ds_show(cli_ctx *ctx, lupe_ws *ws, int argc, char **argv)
+{
+    (void)ctx;
+    return ds_show_or_stats(ws, argc, argv, 0);
+}
+
+static int ds_stats(cli_ctx *ctx, lupe_ws *ws, int argc, char **argv)
+{
+    (void)ctx;
+    return ds_show_or_stats(ws, argc, argv, 1);
+}
+
+static int ds_list(cli_ctx *ctx, lupe_ws *ws, int argc, char **argv)
+{
+    (void)ctx, (void)argv;
+    if (argc != 1) return cli_usage_error("dataset", "usage: lupe dataset list");
+    return lupe_dataset_each(ws, print_info, NULL) ? cli_fail("dataset") : EXIT_OK;
+}
+
 int cmd_dataset(cli_ctx *ctx, int argc, char **argv)
 {
-    if (argc < 2) return cli_usage_error("dataset", "which action? (see 'lupe dataset --help')");
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return cli_print_help("dataset");
-    const char *verb = argv[1];
-    optind = 0;
-    if (!strcmp(verb, "create")) return ds_create(ctx, argc - 1, argv + 1);
-    if (!strcmp(verb, "show")) return ds_show_or_stats(ctx, argc - 1, argv + 1, 0);
-    if (!strcmp(verb, "stats")) return ds_show_or_stats(ctx, argc - 1, argv + 1, 1);
-    if (!strcmp(verb, "diff")) return ds_diff(ctx, argc - 1, argv + 1);
-    if (!strcmp(verb, "export")) return ds_export(ctx, argc - 1, argv + 1);
-    if (!strcmp(verb, "list")) {
-        if (argc != 2) return cli_usage_error("dataset", "usage: lupe dataset list");
-        lupe_ws *ws = NULL;
-        if (cli_open_ws(ctx, &ws)) return cli_fail("dataset");
-        lupe_status st = lupe_dataset_each(ws, print_info, NULL);
-        lupe_ws_close(ws);
-        return st ? cli_fail("dataset") : EXIT_OK;
-    }
-    return cli_usage_error("dataset", "unknown action '%s'", verb);
+    static const cli_verb verbs[] = {{"create", ds_create}, {"list", ds_list},  {"show", ds_show},
+                                     {"stats", ds_stats},   {"diff", ds_diff},  {"export", ds_export},
+                                     {0}};
+    return cli_dispatch(ctx, "dataset", verbs, argc, argv);
 }
 
 /* ---- lupe import ---------------------------------------------------------- */

@@ -11,29 +11,6 @@
 
 #define MAX_BOXES 1000
 
-typedef struct verb {
-    const char *name;
-    int (*fn)(cli_ctx *ctx, lupe_ws *ws, int argc, char **argv);
-} verb;
-
-static int dispatch(cli_ctx *ctx, const char *cmd, const verb *verbs, int argc, char **argv)
-{
-    if (argc < 2) return cli_usage_error(cmd, "which action? (see 'lupe %s --help')", cmd);
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) return cli_print_help(cmd);
-    for (const verb *v = verbs; v->name; v++) {
-        if (strcmp(v->name, argv[1]) != 0) continue;
-        for (int i = 2; i < argc; i++)
-            if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return cli_print_help(cmd);
-        lupe_ws *ws = NULL;
-        if (cli_open_ws(ctx, &ws)) return cli_fail(cmd);
-        optind = 0; /* re-initialise GNU getopt for the verb's options */
-        int rc = v->fn(ctx, ws, argc - 1, argv + 1);
-        lupe_ws_close(ws);
-        return rc;
-    }
-    return cli_usage_error(cmd, "unknown action '%s'", argv[1]);
-}
-
 /* ---- lupe labelset ------------------------------------------------------- */
 static int ls_create(cli_ctx *ctx, lupe_ws *ws, int argc, char **argv)
 {
@@ -98,10 +75,10 @@ static int ls_rename_class(cli_ctx *ctx, lupe_ws *ws, int argc, char **argv)
 
 int cmd_labelset(cli_ctx *ctx, int argc, char **argv)
 {
-    static const verb verbs[] = {{"create", ls_create},         {"list", ls_list},
+    static const cli_verb verbs[] = {{"create", ls_create},         {"list", ls_list},
                                  {"show", ls_show},             {"add-class", ls_add_class},
                                  {"rename-class", ls_rename_class}, {0}};
-    return dispatch(ctx, "labelset", verbs, argc, argv);
+    return cli_dispatch(ctx, "labelset", verbs, argc, argv);
 }
 
 /* ---- lupe label ---------------------------------------------------------- */
@@ -381,8 +358,8 @@ static int label_job(cli_ctx *ctx, lupe_ws *ws, int argc, char **argv)
 
 int cmd_label(cli_ctx *ctx, int argc, char **argv)
 {
-    static const verb verbs[] = {{"set", label_set_cmd},   {"review", label_review_cmd}, {"show", label_show},
+    static const cli_verb verbs[] = {{"set", label_set_cmd},   {"review", label_review_cmd}, {"show", label_show},
                                  {"history", label_history}, {"queue", label_queue},       {"job", label_job},
                                  {0}};
-    return dispatch(ctx, "label", verbs, argc, argv);
+    return cli_dispatch(ctx, "label", verbs, argc, argv);
 }

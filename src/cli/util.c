@@ -34,6 +34,24 @@ int cli_getopt_help(const char *cmd, int argc, char **argv)
     return -1;
 }
 
+int cli_dispatch(cli_ctx *ctx, const char *cmd, const cli_verb *verbs, int argc, char **argv)
+{
+    if (argc < 2) return cli_usage_error(cmd, "which action? (see 'lupe %s --help')", cmd);
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) return cli_print_help(cmd);
+    for (const cli_verb *v = verbs; v->name; v++) {
+        if (strcmp(v->name, argv[1]) != 0) continue;
+        for (int i = 2; i < argc; i++)
+            if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return cli_print_help(cmd);
+        lupe_ws *ws = NULL;
+        if (cli_open_ws(ctx, &ws)) return cli_fail(cmd);
+        optind = 0; /* re-initialise GNU getopt for the verb's options */
+        int rc = v->fn(ctx, ws, argc - 1, argv + 1);
+        lupe_ws_close(ws);
+        return rc;
+    }
+    return cli_usage_error(cmd, "unknown action '%s'", argv[1]);
+}
+
 lupe_status cli_open_ws(cli_ctx *ctx, lupe_ws **out)
 {
     if (ctx->workspace) return lupe_ws_open(ctx->workspace, 0, out);
