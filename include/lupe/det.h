@@ -34,4 +34,58 @@ lupe_status det_arch_init(det_arch *a, const char *scale, int nc, int imgsz, int
  * 4 * DET_REG_MAX + nc channels: box distribution logits, then class logits. */
 lupe_status det_build(eng_graph *g, const det_arch *a, int *input, int outs[DET_LEVELS]);
 
+/* One ground-truth box of a batch, corners in pixels of the network input. */
+typedef struct det_box {
+    int img;              /* index of the image in the batch */
+    int cls;
+    float x1, y1, x2, y2;
+} det_box;
+
+/* One detection, corners in pixels of the network input. */
+typedef struct det_pred {
+    float x1, y1, x2, y2;
+    float score;
+    int cls;
+} det_pred;
+
+/* ---- Loss (src/det/loss.c, src/det/assign.c) ------------------------------
+ * The YOLOv8 training loss: task-aligned assigner (top-k 10, alpha 0.5,
+ * beta 6), CIoU box loss, distribution focal loss (reg_max 16) and BCE with
+ * the assigner's soft targets, with gains 7.5 / 0.5 / 1.5 (box, cls, dfl). */
+typedef struct det_loss_cfg {
+    float box_gain, cls_gain, dfl_gain;
+    int topk;
+    float alpha, beta;
+} det_loss_cfg;
+
+typedef struct det_loss_parts {
+    float box, cls, dfl; /* unweighted components, as Ultralytics logs them */
+    float total;         /* (box_gain*box + cls_gain*cls + dfl_gain*dfl) * batch */
+    int npos;            /* anchors assigned to a ground-truth box */
+} det_loss_parts;
+
+typedef struct det_loss det_loss;
+
+void det_loss_cfg_default(det_loss_cfg *c);
+lupe_status det_loss_new(const det_arch *a, const det_loss_cfg *c, det_loss **out);
+void det_loss_free(det_loss *l);
+/* Loss of the head outputs outs[i] (NHWC [batch, h_i, w_i, 4*DET_REG_MAX+nc],
+ * h_i = imgsz >> (3+i)) against gt; d(total)/d(outs[i]) is WRITTEN to
+ * grads[i] (may be NULL to skip gradients). */
+lupe_status det_loss_compute(det_loss *l, const float *const outs[DET_LEVELS], float *const grads[DET_LEVELS],
+                             const det_box *gt, int ngt, det_loss_parts *parts);
+
+/* ---- Decoding and NMS (src/det/decode.c, src/det/nms.c) ------------------ */
+/* Decodes image b of the head outputs: box = DFL expectation times stride
+ * around the anchor point, scores = sigmoid of the class logits; keeps
+ * (box, class) pairs with score >= conf (every class over conf, as for mAP),
+ * then class-aware NMS at IoU iou, at most max_det. Returns the count
+ * written to out (capacity max_det), best first, or -1 with lupe_err set. */
+int det_detect(const det_arch *a, const float *const outs[DET_LEVELS], int b, float conf, float iou, int max_det,
+               det_pred *out);
+/* Class-aware NMS in place: sorts by score, keeps at most max_det; returns
+ * the count kept. */
+int det_nms(det_pred *p, int n, float iou, int max_det);
+float det_iou(const det_pred *a, const det_pred *b);
+
 #endif
