@@ -33,6 +33,9 @@ lupe_status det_arch_init(det_arch *a, const char *scale, int nc, int imgsz, int
  * and outs[i] the head output of level i (stride 8 << i) with
  * 4 * DET_REG_MAX + nc channels: box distribution logits, then class logits. */
 lupe_status det_build(eng_graph *g, const det_arch *a, int *input, int outs[DET_LEVELS]);
+/* After planning: sets the head's output biases as YOLOv8 initialises them
+ * (box 1.0, class log(5 / nc / (640 / stride)^2)). */
+lupe_status det_init_bias(eng_graph *g, const det_arch *a);
 
 /* One ground-truth box of a batch, corners in pixels of the network input. */
 typedef struct det_box {

@@ -6,6 +6,7 @@
  * after min(c, max_channels) * width).
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lupe/det.h"
@@ -168,5 +169,33 @@ lupe_status det_build(eng_graph *g, const det_arch *a, int *input, int outs[DET_
         if (t[i] < 0) return lupe_err(LUPE_EARG, "building %s (row %d): the graph refused it", name, i);
         prev = t[i];
     }
+    return LUPE_OK;
+}
+
+/* YOLOv8's head biases: box distributions start flat-ish (bias 1) and class
+ * logits at the log-odds of about 5 objects per 640x640 image spread over
+ * the level's cells, so the first steps are not swamped by the background. */
+lupe_status det_init_bias(eng_graph *g, const det_arch *a)
+{
+    const eng_param *p = NULL;
+    int np = eng_graph_params(g, &p);
+    int found = 0;
+    for (int l = 0; l < DET_LEVELS; l++) {
+        char box[64], cls[64];
+        snprintf(box, sizeof box, "model.%d.cv2.%d.2.bias", NROWS - 1, l);
+        snprintf(cls, sizeof cls, "model.%d.cv3.%d.2.bias", NROWS - 1, l);
+        double s = 8 << l;
+        float v = (float)log(5.0 / a->nc / ((640.0 / s) * (640.0 / s)));
+        for (int i = 0; i < np; i++) {
+            if (!strcmp(p[i].name, box)) {
+                for (size_t k = 0; k < p[i].n; k++) p[i].w[k] = 1.0f;
+                found++;
+            } else if (!strcmp(p[i].name, cls)) {
+                for (size_t k = 0; k < p[i].n; k++) p[i].w[k] = v;
+                found++;
+            }
+        }
+    }
+    if (found != 2 * DET_LEVELS) return lupe_err(LUPE_EARG, "det_init_bias: the graph has no YOLOv8 head (found %d of %d biases)", found, 2 * DET_LEVELS);
     return LUPE_OK;
 }
