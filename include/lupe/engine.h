@@ -198,6 +198,7 @@ lupe_status eng_ema_new(float *const *w, const size_t *n, int count, float decay
 void eng_ema_update(eng_ema *e);
 float *eng_ema_values(eng_ema *e, int i);
 int64_t eng_ema_updates(const eng_ema *e);
+void eng_ema_set_updates(eng_ema *e, int64_t updates); /* resuming */
 void eng_ema_free(eng_ema *e);
 
 /* Learning rate and momentum at an iteration, YOLOv8's recipe: lr0 times a

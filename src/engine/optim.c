@@ -171,6 +171,11 @@ int64_t eng_ema_updates(const eng_ema *e)
     return e->updates;
 }
 
+void eng_ema_set_updates(eng_ema *e, int64_t updates)
+{
+    e->updates = updates;
+}
+
 void eng_sched_at(const eng_sched *s, int epoch, int64_t iter, float lr[ENG_NGROUPS], float *momentum)
 {
     double x = (double)epoch, E = s->epochs > 0 ? (double)s->epochs : 1.0;
