@@ -77,6 +77,10 @@ void det_loss_free(det_loss *l);
  * grads[i] (may be NULL to skip gradients). */
 lupe_status det_loss_compute(det_loss *l, const float *const outs[DET_LEVELS], float *const grads[DET_LEVELS],
                              const det_box *gt, int ngt, det_loss_parts *parts);
+/* The same over the first nimg images of the batch only (a short last
+ * batch in validation); total is then scaled by nimg. */
+lupe_status det_loss_compute_n(det_loss *l, const float *const outs[DET_LEVELS], float *const grads[DET_LEVELS],
+                               const det_box *gt, int ngt, int nimg, det_loss_parts *parts);
 
 /* ---- Decoding and NMS (src/det/decode.c, src/det/nms.c) ------------------ */
 /* Decodes image b of the head outputs: box = DFL expectation times stride

@@ -60,4 +60,105 @@ void trn_loader_epoch(trn_loader *l, int epoch, int mosaic);
  * epoch, -1 with lupe_err set. */
 int trn_loader_next(trn_loader *l, float *images, const det_box **boxes, int *nbox, trn_meta *meta);
 
+/* ---- Training data (src/train/data.c) -------------------------------------
+ * The splits of a dataset version (contract 3: a manifest and the objects
+ * it names) or of a YOLO folder (images/{train,val,test}/..., labels/...;
+ * a folder without splits is all train), as sample arrays for the loader. */
+typedef struct trn_data {
+    char **classes;
+    int nc;
+    trn_sample *split[3]; /* LUPE_SPLIT_TRAIN, _VAL, _TEST order */
+    int n[3];
+    char id[65];          /* dataset version id, or "" for a folder */
+    char *name;           /* "metal-tags@1" or the folder */
+    /* owned storage */
+    det_box *boxes;
+    char **paths;
+    size_t nboxes, npaths;
+} trn_data;
+
+/* ref: a folder, or a dataset reference ("NAME@N", "NAME", id prefix) in
+ * the workspace found from ws_dir (NULL: the current folder). */
+lupe_status trn_data_load(const char *ref, const char *ws_dir, trn_data **out);
+void trn_data_free(trn_data *d);
+
+/* ---- Trainer (src/train/trainer.c, src/train/validate.c) ----------------- */
+typedef struct trn_cfg {
+    const char *data;        /* as trn_data_load's ref */
+    const char *ws_dir;
+    const char *out;         /* run folder; NULL: runs/train-N, the first free N */
+    const char *scale;       /* "n" or "s" */
+    int imgsz, batch, nbs;   /* 480, 16, nominal batch 64 (accumulation) */
+    int epochs;              /* 100; fitted to time_budget when that is set */
+    double time_budget;      /* seconds of wall time, 0 = none */
+    int close_mosaic;        /* 10: last epochs without mosaic */
+    const char *optimizer;   /* "auto" (YOLOv8's choice), "sgd", "adamw" */
+    float lr0, lrf, momentum, weight_decay;
+    float warmup_epochs, warmup_momentum, warmup_bias_lr;
+    int cos_lr;
+    float ema_decay, ema_tau;
+    float clip_norm;         /* 10: gradients clipped to this global norm */
+    uint64_t seed;
+    int workers, threads;    /* threads 0 = all cores */
+    int precision;           /* ENG_PREC_* */
+    int val_every;           /* epochs between validations (the last is always validated) */
+    const char *init;        /* checkpoint whose model weights start the run */
+    int resume;              /* continue the run in `out` from weights/last.ckpt */
+    int previews;            /* validation images drawn into the run folder */
+    trn_aug aug;
+    int quiet;
+} trn_cfg;
+
+void trn_cfg_default(trn_cfg *c);
+
+/* Per-epoch figures of a run, as written to results.csv. */
+typedef struct trn_epoch_stats {
+    int epoch;
+    double box, cls, dfl;          /* mean training losses */
+    double p, r, map50, map;       /* validation, EMA weights */
+    double vbox, vcls, vdfl;       /* validation losses */
+    double lr[3];
+    double seconds, images_per_s;
+    double fitness;
+} trn_epoch_stats;
+
+/* What a run reached: the run folder (funnel string, caller frees), whether
+ * it was stopped early, and the final evaluation of best.ckpt. */
+typedef struct trn_result {
+    char *dir;
+    int stopped;
+    int epochs;                   /* epochs completed */
+    double seconds;               /* wall time of the whole run */
+    double train_images_per_s;    /* training loop only (no validation) */
+    double val[4], test[4];       /* P, R, mAP50, mAP50-95; test -1 without a test split */
+} trn_result;
+
+/* Runs (or resumes) a training run; SIGINT (see trn_request_stop) stops it
+ * cleanly after saving weights/last.ckpt. Writes the run folder's files;
+ * progress lines go to progress (may be NULL). */
+typedef void (*trn_progress_fn)(void *ud, const char *line, int done);
+lupe_status trn_train(const trn_cfg *c, trn_progress_fn progress, void *ud, trn_result *res);
+void trn_request_stop(void);
+int trn_stop_requested(void);
+
+/* Reads a run's config.json back into c (strings point into storage the
+ * caller frees with lupe_free). */
+lupe_status trn_cfg_load(trn_cfg *c, const char *path, char **storage);
+
+/* Evaluation of a checkpoint on a split (src/train/validate.c). */
+typedef struct trn_val_cfg {
+    const char *weights;     /* a checkpoint, or a run folder (its best.ckpt) */
+    const char *data;
+    const char *ws_dir;
+    int split;               /* LUPE_SPLIT_* */
+    int imgsz, batch;        /* 0: from the checkpoint */
+    float conf, iou;         /* 0.001, 0.7 */
+    const char *plots;       /* folder for plots and previews, NULL none */
+    int threads, precision;
+} trn_val_cfg;
+void trn_val_cfg_default(trn_val_cfg *c);
+struct eval_result;
+/* Evaluates; out gets the metrics (eval_result_free) and class names. */
+lupe_status trn_val(const trn_val_cfg *c, struct eval_result *out, char ***classes, int *nc);
+
 #endif

@@ -1,0 +1,192 @@
+/*
+ * Validation: the detector graph in inference mode over a split, detections
+ * decoded and suppressed, matched against the ground truth by the
+ * evaluation library; optional validation losses and prediction previews.
+ * Also the model helpers the trainer and `lupe val` share.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "lupe/img.h"
+#include "train/train_internal.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+lupe_status trn__model_build(trn__model *m, const char *scale, int nc, int imgsz, int batch, int training,
+                             int precision)
+{
+    memset(m, 0, sizeof *m);
+    lupe_status st = det_arch_init(&m->a, scale, nc, imgsz, batch);
+    if (st) return st;
+    m->g = eng_graph_new(training ? "train" : "infer");
+    if (!m->g) return LUPE_ENOMEM;
+    eng_graph_set_precision(m->g, precision);
+    if ((st = det_build(m->g, &m->a, &m->x, m->outs)) || (st = eng_graph_plan(m->g, training)) ||
+        (st = det_init_bias(m->g, &m->a)))
+        return st;
+    const eng_param *p = NULL;
+    int max = eng_graph_params(m->g, &p) * 3 + 8;
+    m->state = lupe_calloc((size_t)max, sizeof *m->state);
+    if (!m->state) return LUPE_ENOMEM;
+    m->nstate = eng_graph_state(m->g, m->state, max);
+    return LUPE_OK;
+}
+
+void trn__model_cleanup(trn__model *m)
+{
+    eng_graph_free(m->g);
+    lupe_free(m->state);
+    memset(m, 0, sizeof *m);
+}
+
+lupe_status trn__model_load(trn__model *m, const eng_ckpt *c, const char *prefix)
+{
+    char name[256];
+    for (int i = 0; i < m->nstate; i++) {
+        snprintf(name, sizeof name, "%s%s", prefix, m->state[i].name);
+        const eng_tensor_rec *r = eng_ckpt_find(c, name);
+        if (!r) return lupe_err(LUPE_EFORMAT, "the checkpoint has no tensor '%s'", name);
+        if (r->n != m->state[i].n)
+            return lupe_err(LUPE_EFORMAT, "tensor '%s' has %zu values in the checkpoint, the model needs %zu", name,
+                            r->n, m->state[i].n);
+        memcpy(m->state[i].data, r->data, r->n * sizeof(float));
+    }
+    return LUPE_OK;
+}
+
+char *trn__ckpt_meta(const trn__model *m, char *const *classes, int nc, const char *extra_json)
+{
+    json_t *j = extra_json ? json_loads(extra_json, 0, NULL) : NULL;
+    if (!j) j = json_object();
+    json_t *cls = json_array();
+    for (int i = 0; i < nc; i++) json_array_append_new(cls, json_string(classes[i]));
+    char scale[2] = {m->a.scale, 0};
+    json_object_set_new(j, "format", json_string("lupe-detector"));
+    json_object_set_new(j, "arch", json_pack("{s:s, s:s, s:i, s:i}", "family", "yolov8", "scale", scale, "nc", m->a.nc,
+                                             "imgsz", m->a.imgsz));
+    json_object_set_new(j, "classes", cls);
+    char *s = lupe_json_dump(j, 1);
+    json_decref(j);
+    return s;
+}
+
+/* Draws up to 16 images of a batch, ground truth in green and detections
+ * over 0.25 in orange with class and score, into one JPEG grid. */
+static lupe_status write_preview(const char *path, const float *images, int n, int imgsz, const det_box *gt, int ngt,
+                                 det_pred *const *preds, const int *npred, char *const *names)
+{
+    int cols = n < 4 ? n : 4, rows = (n + cols - 1) / cols;
+    lupe_img grid = {cols * imgsz, rows * imgsz, 3, NULL};
+    grid.data = lupe_malloc((size_t)grid.w * grid.h * 3);
+    if (!grid.data) return LUPE_ENOMEM;
+    memset(grid.data, 114, (size_t)grid.w * grid.h * 3);
+    for (int b = 0; b < n; b++) {
+        int ox = (b % cols) * imgsz, oy = (b / cols) * imgsz;
+        const float *src = images + (size_t)b * imgsz * imgsz * 3;
+        for (int y = 0; y < imgsz; y++) {
+            uint8_t *row = grid.data + ((size_t)(oy + y) * grid.w + ox) * 3;
+            for (int x = 0; x < imgsz * 3; x++) {
+                float v = src[(size_t)y * imgsz * 3 + x] * 255.0f + 0.5f;
+                row[x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+        }
+        for (int i = 0; i < ngt; i++)
+            if (gt[i].img == b)
+                lupe_img_draw_rect(&grid, ox + (int)gt[i].x1, oy + (int)gt[i].y1, (int)(gt[i].x2 - gt[i].x1),
+                                   (int)(gt[i].y2 - gt[i].y1), 2, 0x20d020);
+        for (int i = 0; i < npred[b]; i++) {
+            const det_pred *p = &preds[b][i];
+            if (p->score < 0.25f) continue;
+            char text[96];
+            snprintf(text, sizeof text, "%s %.2f", names ? names[p->cls] : "", p->score);
+            lupe_img_draw_box(&grid, ox + (int)p->x1, oy + (int)p->y1, (int)(p->x2 - p->x1), (int)(p->y2 - p->y1),
+                              0xff8000, text);
+        }
+    }
+    lupe_status st = lupe_img_save(&grid, path);
+    lupe_free(grid.data);
+    return st;
+}
+
+#define VAL_MAX_DET 300
+
+lupe_status trn__validate(trn__model *m, trn_loader *vl, det_loss *loss, eval_ctx *e, float conf, float iou,
+                          const char *preview_dir, char *const *names, trn__vstats *vs)
+{
+    memset(vs, 0, sizeof *vs);
+    double t0 = now_s();
+    int B = m->a.batch;
+    det_pred *preds[16] = {0};
+    int npred[16] = {0};
+    det_pred *buf = lupe_malloc(sizeof *buf * VAL_MAX_DET * (size_t)B);
+    enum { cap = 4096 };
+    det_box *mine = lupe_malloc(sizeof *mine * cap);
+    lupe_status st = LUPE_OK;
+    if (!buf || !mine) {
+        lupe_free(buf);
+        lupe_free(mine);
+        return LUPE_ENOMEM;
+    }
+    for (int b = 0; b < B && b < 16; b++) preds[b] = buf + (size_t)b * VAL_MAX_DET;
+    float *in = eng_g_data(m->g, m->x);
+    const float *outs[DET_LEVELS];
+    for (int l = 0; l < DET_LEVELS; l++) outs[l] = eng_g_data(m->g, m->outs[l]);
+    trn_loader_epoch(vl, 0, 0);
+    for (int batch = 0;; batch++) {
+        const det_box *gt = NULL;
+        int ngt = 0;
+        int n = trn_loader_next(vl, in, &gt, &ngt, NULL);
+        if (n < 0) {
+            st = lupe_err_ctx(LUPE_EIO, "validation");
+            goto out;
+        }
+        if (n == 0) break;
+        eng_graph_forward(m->g, 0);
+        if (loss) {
+            det_loss_parts parts;
+            if ((st = det_loss_compute_n(loss, outs, NULL, gt, ngt, n, &parts))) goto out;
+            vs->box += parts.box * n, vs->cls += parts.cls * n, vs->dfl += parts.dfl * n;
+        }
+        for (int b = 0; b < n; b++) {
+            det_pred *p = buf + (size_t)(b < 16 ? b : 0) * VAL_MAX_DET;
+            int np = det_detect(&m->a, outs, b, conf, iou, VAL_MAX_DET, p);
+            if (np < 0) {
+                st = LUPE_EIO;
+                goto out;
+            }
+            int gn = 0;
+            for (int i = 0; i < ngt; i++)
+                if (gt[i].img == b) {
+                    if (gn == cap) {
+                        st = lupe_err(LUPE_ELIMIT, "validation: more than %d boxes in one image", cap);
+                        goto out;
+                    }
+                    mine[gn++] = gt[i];
+                }
+            if ((st = eval_add(e, p, np, mine, gn))) goto out;
+            if (b < 16) npred[b] = np;
+        }
+        if (batch == 0 && preview_dir) {
+            char *path = lupe_path_join(preview_dir, "val_preview.jpg");
+            st = path ? write_preview(path, in, n < 16 ? n : 16, m->a.imgsz, gt, ngt, preds, npred, names)
+                      : LUPE_ENOMEM;
+            lupe_free(path);
+            if (st) goto out;
+        }
+        vs->images += n;
+    }
+    if (vs->images) vs->box /= vs->images, vs->cls /= vs->images, vs->dfl /= vs->images;
+out:
+    vs->seconds = now_s() - t0;
+    lupe_free(buf);
+    lupe_free(mine);
+    return st;
+}
