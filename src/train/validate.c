@@ -6,10 +6,12 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <jansson.h>
 
+#include "lupe/dataset.h"
 #include "lupe/img.h"
 #include "train/train_internal.h"
 
@@ -188,5 +190,98 @@ out:
     vs->seconds = now_s() - t0;
     lupe_free(buf);
     lupe_free(mine);
+    return st;
+}
+
+void trn_val_cfg_default(trn_val_cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    c->split = 2; /* LUPE_SPLIT_TEST */
+    c->batch = 16;
+    c->conf = 0.001f, c->iou = 0.7f;
+    c->precision = ENG_PREC_AUTO;
+}
+
+/* Architecture and classes from a checkpoint's metadata. */
+static lupe_status ckpt_arch(const eng_ckpt *ck, const char *path, char *scale, int *nc, int *imgsz, char ***classes)
+{
+    json_error_t je;
+    json_t *m = json_loads(ck->meta, 0, &je), *cls = NULL;
+    const char *sc = NULL, *fmt = NULL;
+    lupe_status st = LUPE_OK;
+    if (!m || json_unpack(m, "{s:s, s:{s:s, s:i, s:i}, s:o}", "format", &fmt, "arch", "scale", &sc, "nc", nc, "imgsz",
+                          imgsz, "classes", &cls) ||
+        strcmp(fmt, "lupe-detector") || !json_is_array(cls) || (int)json_array_size(cls) != *nc || *nc <= 0) {
+        json_decref(m);
+        return lupe_err(LUPE_EFORMAT, "%s: not a lupe detector checkpoint (metadata lacks format, arch or classes)",
+                        path);
+    }
+    scale[0] = sc[0], scale[1] = 0;
+    *classes = lupe_calloc((size_t)*nc, sizeof **classes);
+    for (int i = 0; *classes && i < *nc; i++) {
+        const char *s = json_string_value(json_array_get(cls, (size_t)i));
+        if (!((*classes)[i] = lupe_strdup(s ? s : "?"))) st = LUPE_ENOMEM;
+    }
+    if (!*classes) st = LUPE_ENOMEM;
+    json_decref(m);
+    return st;
+}
+
+lupe_status trn_val(const trn_val_cfg *c, eval_result *out, char ***classes_out, int *nc_out)
+{
+    memset(out, 0, sizeof *out);
+    *classes_out = NULL, *nc_out = 0;
+    struct stat sb;
+    char *path = stat(c->weights, &sb) == 0 && S_ISDIR(sb.st_mode) ? lupe_path_join(c->weights, "weights/best.ckpt")
+                                                                      : lupe_strdup(c->weights);
+    eng_ckpt *ck = NULL;
+    trn_data *d = NULL;
+    trn__model m = {0};
+    trn_loader *l = NULL;
+    eval_ctx *e = NULL;
+    char **classes = NULL;
+    char scale[2];
+    int nc = 0, imgsz = 0;
+    lupe_status st = path ? eng_ckpt_load(path, &ck) : LUPE_ENOMEM;
+    if (st) goto out;
+    if ((st = ckpt_arch(ck, path, scale, &nc, &imgsz, &classes))) goto out;
+    if ((st = trn_data_load(c->data, c->ws_dir, &d))) goto out;
+    if (d->nc != nc) {
+        st = lupe_err(LUPE_EARG, "%s has %d classes, the model %s has %d", d->name, d->nc, path, nc);
+        goto out;
+    }
+    if (d->n[c->split] == 0) {
+        st = lupe_err(LUPE_EARG, "%s: the %s split is empty", d->name, lupe_split_name(c->split));
+        goto out;
+    }
+    eng_set_threads(c->threads);
+    if ((st = trn__model_build(&m, scale, nc, c->imgsz ? c->imgsz : imgsz, c->batch > 0 ? c->batch : 16, 0,
+                               c->precision)) ||
+        (st = trn__model_load(&m, ck, ""))) {
+        st = lupe_err_ctx(st, "%s", path);
+        goto out;
+    }
+    trn_loader_cfg lc;
+    trn_loader_cfg_default(&lc);
+    lc.imgsz = m.a.imgsz, lc.batch = m.a.batch, lc.augment = 0, lc.workers = 1;
+    if ((st = trn_loader_new(&lc, d->split[c->split], d->n[c->split], &l))) goto out;
+    if ((st = eval_new(nc, (const char *const *)classes, &e))) goto out;
+    if (c->plots && (st = lupe_mkdirs(c->plots))) goto out;
+    trn__vstats vs;
+    if ((st = trn__validate(&m, l, NULL, e, c->conf, c->iou, c->plots, classes, &vs))) goto out;
+    if ((st = eval_compute(e, out))) goto out;
+    if (c->plots && (st = eval_plots(e, out, c->plots))) goto out;
+    *classes_out = classes, *nc_out = nc;
+    classes = NULL;
+out:
+    if (classes)
+        for (int i = 0; i < nc; i++) lupe_free(classes[i]);
+    lupe_free(classes);
+    eval_free(e);
+    trn_loader_free(l);
+    trn__model_cleanup(&m);
+    trn_data_free(d);
+    eng_ckpt_free(ck);
+    lupe_free(path);
     return st;
 }
