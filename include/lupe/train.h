@@ -32,6 +32,11 @@ typedef struct trn_loader_cfg {
     uint64_t seed;
     int augment;      /* 0: letterbox only, images in order (validation) */
     trn_aug aug;
+    /* Optional: trn_loader_new decodes every image into the cache before it
+     * returns; this is called after each one with (done, total), from the
+     * decoding threads, one call at a time. */
+    void (*progress)(void *ctx, int done, int total);
+    void *progress_ctx;
 } trn_loader_cfg;
 
 /* Where the letterbox put image i of a batch: input = original * scale + pad. */
