@@ -121,7 +121,8 @@ static lupe_status check_sample(const trn_sample *s, int i)
             b->y2 < b->y1)
             return lupe_err(LUPE_EARG, "loader: sample %d (%s): box %d (%g, %g, %g, %g) is not a rectangle", i,
                             s->path, k, b->x1, b->y1, b->x2, b->y2);
-        if (b->cls < 0) return lupe_err(LUPE_EARG, "loader: sample %d (%s): box %d has class %d", i, s->path, k, b->cls);
+        if (b->cls < 0)
+            return lupe_err(LUPE_EARG, "loader: sample %d (%s): box %d has class %d", i, s->path, k, b->cls);
     }
     return LUPE_OK;
 }

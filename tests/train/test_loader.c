@@ -43,7 +43,9 @@ static void make_fixtures(void)
         memset(im->data, BG, (size_t)im->w * im->h * 3);
         uint32_t rgb = LUPE_RGB(FIX[i].col[0], FIX[i].col[1], FIX[i].col[2]);
         lupe_img_fill_rect(im, FIX[i].x1, FIX[i].y1, FIX[i].x2 - FIX[i].x1, FIX[i].y2 - FIX[i].y1, rgb);
-        snprintf(fix_path[i], sizeof fix_path[i], "%s", tu_path(i == 0 ? "a.png" : i == 1 ? "b.png" : i == 2 ? "c.png" : "d.png"));
+        char name[32];
+        snprintf(name, sizeof name, "fix%d.png", i);
+        snprintf(fix_path[i], sizeof fix_path[i], "%s", tu_path(name));
         assert_int_equal(lupe_img_save(im, fix_path[i]), LUPE_OK);
         lupe_img_free(im);
         fix_box[i] = (det_box){0, i, (float)FIX[i].x1, (float)FIX[i].y1, (float)FIX[i].x2, (float)FIX[i].y2};
@@ -235,8 +237,11 @@ static int check_geometry(const float *img, int S, const det_box *box, int nbox,
                         x0 = x < x0 ? x : x0, x1 = x > x1 ? x : x1;
                         y0 = y < y0 ? y : y0, y1 = y > y1 ? y : y1;
                     }
-            if (x1 < 0) fail_msg("box %d (%.1f %.1f %.1f %.1f) of class %d holds none of its colour", i, b->x1, b->y1, b->x2, b->y2, k);
-            if (fabsf(x0 - b->x1) > 2 || fabsf(x1 + 1 - b->x2) > 2 || fabsf(y0 - b->y1) > 2 || fabsf(y1 + 1 - b->y2) > 2)
+            if (x1 < 0)
+                fail_msg("box %d (%.1f %.1f %.1f %.1f) of class %d holds none of its colour", i, b->x1, b->y1, b->x2,
+                         b->y2, k);
+            if (fabsf(x0 - b->x1) > 2 || fabsf(x1 + 1 - b->x2) > 2 || fabsf(y0 - b->y1) > 2 ||
+                fabsf(y1 + 1 - b->y2) > 2)
                 fail_msg("box (%.1f %.1f %.1f %.1f) of class %d, its colour spans (%d %d %d %d)", b->x1, b->y1, b->x2,
                          b->y2, k, x0, y0, x1 + 1, y1 + 1);
             checked++;
@@ -633,6 +638,69 @@ static void test_bad_arguments(void **state)
     trn_loader_free(NULL);
 }
 
+typedef struct progress_log {
+    int calls, last, total, ordered;
+} progress_log;
+
+static void on_progress(void *ctx, int done, int total)
+{
+    progress_log *p = ctx;
+    p->ordered &= done == p->last + 1;
+    p->calls++, p->last = done, p->total = total;
+}
+
+/* The cache fill reports each decoded image once, in order, from any thread. */
+static void test_progress(void **state)
+{
+    (void)state;
+    trn_sample s[7];
+    fixture_samples(s, 7);
+    for (int w = 0; w < 3; w++) {
+        progress_log p = {.ordered = 1};
+        trn_loader_cfg c = small_cfg(32, 2, w);
+        c.progress = on_progress, c.progress_ctx = &p;
+        trn_loader *l = new_loader(&c, s, 7);
+        assert_int_equal(p.calls, 7);
+        assert_int_equal(p.last, 7);
+        assert_int_equal(p.total, 7);
+        assert_true(p.ordered);
+        trn_loader_free(l);
+    }
+}
+
+/* Every allocation of trn_loader_new failing in turn: an error, never a
+ * crash or a leak (ASan checks the leaks). */
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    trn_sample s[3];
+    fixture_samples(s, 3);
+    for (int w = 0; w < 2; w++) {
+        trn_loader_cfg c = small_cfg(32, 2, w);
+        int failures = 0, ok = 0;
+        for (uint64_t nth = 1; nth < 1000 && !ok; nth++) {
+            trn_loader *l = NULL;
+            lupe_alloc_fail_nth(nth);
+            lupe_status st = trn_loader_new(&c, s, 3, &l);
+            lupe_alloc_fail_nth(0);
+            if (st == LUPE_OK) {
+                float buf[2 * 32 * 32 * 3];
+                const det_box *b;
+                int nb;
+                assert_int_equal(trn_loader_next(l, buf, &b, &nb, NULL), 2);
+                trn_loader_free(l);
+                ok = 1;
+                continue;
+            }
+            assert_null(l);
+            assert_true(lupe_errmsg()[0] != 0);
+            failures++;
+        }
+        assert_true(ok);
+        assert_true(failures > 10);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -648,6 +716,8 @@ int main(void)
         cmocka_unit_test(test_boxes_outside_and_none),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_progress),
+        cmocka_unit_test(test_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
