@@ -6,6 +6,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "train/loader_internal.h"
@@ -337,20 +338,16 @@ lupe_status trn_loader_new(const trn_loader_cfg *c, const trn_sample *s, int n, 
     l->nbatches = (n + c->batch - 1) / c->batch;
     /* A mosaic gathers the boxes of four samples. */
     l->box_cap = (c->augment ? 4 : 1) * (maxnb > 0 ? maxnb : 1);
-    if (pthread_mutex_init(&l->mu, NULL)) {
-        lupe_free(l);
-        return lupe_err(LUPE_EINTERNAL, "loader: pthread_mutex_init failed");
-    }
-    if (pthread_cond_init(&l->work_cv, NULL)) {
-        pthread_mutex_destroy(&l->mu);
-        lupe_free(l);
-        return lupe_err(LUPE_EINTERNAL, "loader: pthread_cond_init failed");
-    }
-    if (pthread_cond_init(&l->done_cv, NULL)) {
+    /* The three are destroyed together by trn_loader_free once all exist. */
+    int e = pthread_mutex_init(&l->mu, NULL);
+    if (!e && (e = pthread_cond_init(&l->work_cv, NULL))) pthread_mutex_destroy(&l->mu);
+    if (!e && (e = pthread_cond_init(&l->done_cv, NULL))) {
         pthread_cond_destroy(&l->work_cv);
         pthread_mutex_destroy(&l->mu);
-        lupe_free(l);
-        return lupe_err(LUPE_EINTERNAL, "loader: pthread_cond_init failed");
+    }
+    if (e) {
+        st = lupe_err(LUPE_EINTERNAL, "loader: could not create its mutex and condition variables (%s)", strerror(e));
+        goto out;
     }
     l->sync_ready = 1;
 
