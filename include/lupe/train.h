@@ -32,9 +32,15 @@ typedef struct trn_loader_cfg {
     uint64_t seed;
     int augment;      /* 0: letterbox only, images in order (validation) */
     trn_aug aug;
+    /* Optional: trn_loader_new decodes every image into the cache before it
+     * returns; this is called after each one with (done, total), from the
+     * decoding threads, one call at a time. */
+    void (*progress)(void *ctx, int done, int total);
+    void *progress_ctx;
 } trn_loader_cfg;
 
-/* Where the letterbox put image i of a batch: input = original * scale + pad. */
+/* Where the letterbox put image i of a batch: input = original * scale + pad.
+ * Augmented images (augment = 1) have no such mapping: scale and pad are 0. */
 typedef struct trn_meta {
     int index;            /* index in the sample array */
     int w, h;             /* original size */
@@ -57,7 +63,8 @@ void trn_loader_epoch(trn_loader *l, int epoch, int mosaic);
  * imgsz, 3] into `images`; *boxes (owned by the loader, valid until the
  * next call) get det_box.img = index in the batch; meta (may be NULL) gets
  * one entry per image. Returns the number of images, 0 at the end of the
- * epoch, -1 with lupe_err set. */
+ * epoch, -1 with lupe_err set. A short batch leaves the rest of `images`
+ * as it was. Call _epoch and _next from one thread. */
 int trn_loader_next(trn_loader *l, float *images, const det_box **boxes, int *nbox, trn_meta *meta);
 
 /* ---- Training data (src/train/data.c) -------------------------------------
