@@ -11,12 +11,6 @@
 #include "lupe/train.h"
 #include "train/train_internal.h"
 
-void trn_aug_default(trn_aug *a)
-{
-    *a = (trn_aug){.hsv_h = 0.015f, .hsv_s = 0.7f, .hsv_v = 0.4f, .translate = 0.1f, .scale = 0.5f,
-                   .fliplr = 0.5f, .flipud = 0.0f, .mosaic = 1.0f};
-}
-
 void trn_cfg_default(trn_cfg *c)
 {
     memset(c, 0, sizeof *c);
