@@ -1,16 +1,12 @@
 /*
- * YOLOv8's task-aligned assigner (TOOD's TAL, as Ultralytics runs it), one
- * image at a time on detached predictions: each ground-truth box picks the
- * top-k anchors inside it by s^alpha * CIoU^beta, an anchor picked by
- * several boxes goes to the one it overlaps most, and the metric, rescaled
- * per box, becomes the anchor's soft class target. Nothing here has a
- * gradient.
+ * YOLOv8's task-aligned assigner as Ultralytics runs it, per image, on
+ * detached predictions: each box picks its top-k anchors by s^alpha *
+ * CIoU^beta, an anchor picked twice goes to the box it overlaps most, and
+ * the metric, rescaled per box, becomes the anchor's soft class target.
  */
 #include <math.h>
 
 #include "det/loss_internal.h"
-
-#define MAX_TOPK 64 /* det_loss_new refuses more */
 
 void det__group(det_loss *l, const det_box *gt, int ngt)
 {
@@ -75,7 +71,7 @@ static void pick_topk(det_loss *l, int b, int p, const float *const outs[DET_LEV
 {
     const int K = l->c.topk;
     int *sel = l->sel + (size_t)p * K;
-    double sm[MAX_TOPK], so[MAX_TOPK];
+    double sm[DET__MAX_TOPK], so[DET__MAX_TOPK];
     const double gp[4] = {g->x1, g->y1, g->x2, g->y2};
     int n = 0;
     for (int lv = 0; lv < DET_LEVELS; lv++) {

@@ -1,16 +1,14 @@
 /*
- * The YOLOv8 training loss (Ultralytics' v8DetectionLoss) on lupe's head
- * outputs: BCE of the class logits against the assigner's soft targets,
- * CIoU and distribution focal loss on the positive anchors, and the
- * gradient of the total with respect to every head output, written in the
- * outputs' NHWC layout. Sized once in det_loss_new; compute allocates nothing.
+ * The YOLOv8 training loss (Ultralytics' v8DetectionLoss) on the head
+ * outputs: BCE against the assigner's soft targets, CIoU and DFL on the
+ * positives, and d total / d outputs in their NHWC layout. Sized once in
+ * det_loss_new; det_loss_compute allocates nothing. See docs/detector.md.
  */
 #include <math.h>
 #include <string.h>
 
 #include "det/loss_internal.h"
 
-#define MAX_TOPK 64
 #define MAX_GT_CAP (1 << 20)
 
 void det_loss_cfg_default(det_loss_cfg *c)
@@ -58,7 +56,8 @@ lupe_status det_loss_new(const det_arch *a, const det_loss_cfg *cfg, det_loss **
     if (!finite_nonneg(c.box_gain) || !finite_nonneg(c.cls_gain) || !finite_nonneg(c.dfl_gain))
         return lupe_err(LUPE_EARG, "det_loss: gains box %g, cls %g, dfl %g must be finite and not negative",
                         (double)c.box_gain, (double)c.cls_gain, (double)c.dfl_gain);
-    if (c.topk < 1 || c.topk > MAX_TOPK) return lupe_err(LUPE_EARG, "det_loss: top-k %d is not in 1..%d", c.topk, MAX_TOPK);
+    if (c.topk < 1 || c.topk > DET__MAX_TOPK)
+        return lupe_err(LUPE_EARG, "det_loss: top-k %d is not in 1..%d", c.topk, DET__MAX_TOPK);
     if (!finite_nonneg(c.alpha) || !finite_nonneg(c.beta))
         return lupe_err(LUPE_EARG, "det_loss: alpha %g and beta %g must be finite and not negative", (double)c.alpha,
                         (double)c.beta);
@@ -193,17 +192,19 @@ void det__ciou_grad(const double p[4], const double t[4], double alpha, double d
 
 static lupe_status check_boxes(const det_loss *l, const det_box *gt, int ngt)
 {
-    if (ngt < 0 || (ngt > 0 && !gt)) return lupe_err(LUPE_EARG, "det_loss: %d ground-truth boxes at %p", ngt, (const void *)gt);
+    if (ngt < 0 || (ngt > 0 && !gt))
+        return lupe_err(LUPE_EARG, "det_loss: %d ground-truth boxes at %p", ngt, (const void *)gt);
     if (ngt > l->c.max_gt)
-        return lupe_err(LUPE_ELIMIT, "det_loss: %d ground-truth boxes in the batch; the loss holds %d (det_loss_cfg.max_gt)",
-                        ngt, l->c.max_gt);
+        return lupe_err(LUPE_ELIMIT, "det_loss: %d ground-truth boxes in the batch; the loss holds %d "
+                        "(det_loss_cfg.max_gt)", ngt, l->c.max_gt);
     for (int i = 0; i < ngt; i++) {
         const det_box *g = &gt[i];
         if (g->img < 0 || g->img >= l->a.batch)
             return lupe_err(LUPE_EARG, "det_loss: box %d is in image %d of a batch of %d", i, g->img, l->a.batch);
         if (g->cls < 0 || g->cls >= l->a.nc)
             return lupe_err(LUPE_EARG, "det_loss: box %d has class %d of %d", i, g->cls, l->a.nc);
-        if (!isfinite(g->x1) || !isfinite(g->y1) || !isfinite(g->x2) || !isfinite(g->y2) || g->x2 < g->x1 || g->y2 < g->y1)
+        if (!isfinite(g->x1) || !isfinite(g->y1) || !isfinite(g->x2) || !isfinite(g->y2) || g->x2 < g->x1 ||
+            g->y2 < g->y1)
             return lupe_err(LUPE_EARG, "det_loss: box %d (%g %g %g %g) is not finite corners x1 <= x2, y1 <= y2", i,
                             (double)g->x1, (double)g->y1, (double)g->x2, (double)g->y2);
     }

@@ -1,8 +1,7 @@
 /*
- * Internals of the detector loss shared by loss.c (the losses and their
- * gradients) and assign.c (the task-aligned assigner): the loss object, the
- * anchor geometry, DFL decoding and CIoU. Tests read the assignment from
- * the object and can freeze it (det__loss_freeze) for finite differences.
+ * Internals shared by loss.c (losses, gradients) and assign.c (the
+ * assigner): the loss object, anchor geometry, DFL decoding and CIoU. Tests
+ * read the assignment here and can freeze it for finite differences.
  */
 #ifndef LUPE_DET_LOSS_INTERNAL_H
 #define LUPE_DET_LOSS_INTERNAL_H
@@ -16,6 +15,7 @@
 #define DET__IN_EPS 1e-9            /* an anchor centre must be this far inside a box */
 #define DET__NORM_EPS 1e-9          /* in the metric normalisation */
 #define DET__DFL_MAX (DET_REG_MAX - 1 - 0.01) /* DFL targets are clamped to [0, this] */
+#define DET__MAX_TOPK 64            /* det_loss_new refuses a larger top-k */
 
 /* Anchors of one image are numbered level by level, row-major within a
  * level (y, then x), as Ultralytics flattens its feature maps. Per-anchor

@@ -1,9 +1,7 @@
 /*
- * Tests of the YOLOv8 loss: CIoU and the assigner on hand-checkable cases,
- * images without boxes, bad input, no allocation per call, the gradient
- * against central differences, and one training step of YOLOv8n against
- * tests/det/data/det_loss.ckpt, written by tools/ref/det_loss.py (PyTorch
- * in float64; regenerate with `make golden-det`).
+ * Tests of the YOLOv8 loss: hand-checked CIoU, assigner and DFL, bad input,
+ * no allocation, central differences, and a YOLOv8n training step against
+ * tests/det/data/det_loss.ckpt (tools/ref/det_loss.py; `make golden-det`).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -329,6 +327,52 @@ static void test_no_alloc(void **state)
     heads_free(&h);
 }
 
+/* DFL by hand: with box logits x_k = 0.3 k, the cross-entropy of bin j is
+ * lse - 0.3 j, so a side's DFL is lse - 0.3 t for its target distance t
+ * clamped to [0, 14.99] (t = wl * tl + wr * (tl + 1)). A 251-pixel box on a
+ * 256-pixel image puts level-0 targets beyond 15 cells: the clamp counts. */
+static void test_dfl_by_hand(void **state)
+{
+    (void)state;
+    heads h;
+    heads_init(&h, 256, 1, 1);
+    for (int lv = 0; lv < DET_LEVELS; lv++)
+        for (size_t i = 0; i < h.n[lv]; i++) {
+            int ch = (int)(i % (DET__NBOX + 1));
+            h.out[lv][i] = ch < DET__NBOX ? 0.3f * (float)(ch % DET_REG_MAX) : 0.0f;
+        }
+    det_loss *l = NULL;
+    assert_int_equal(det_loss_new(&h.a, NULL, &l), LUPE_OK);
+    det_box g = {0, 0, 2.5f, 2.5f, 253.5f, 253.5f};
+    det_loss_parts parts;
+    assert_int_equal(compute(l, &h, &g, 1, &parts), LUPE_OK);
+    assert_true(parts.npos > 0);
+    double lse = 0, sum = 0, tss = 0;
+    for (int k = 0; k < DET_REG_MAX; k++) lse += exp(0.3 * k);
+    lse = log(lse);
+    int clamped = 0;
+    for (int a = 0; a < l->na; a++) {
+        if (l->gt_of[a] < 0) continue;
+        double cx, cy, st;
+        det__anchor(l, a, &cx, &cy, &st);
+        const double t[4] = {cx - g.x1 / st, cy - g.y1 / st, g.x2 / st - cx, g.y2 / st - cy};
+        double side = 0;
+        for (int s = 0; s < 4; s++) {
+            double tc = t[s] > DET_REG_MAX - 1.01 ? DET_REG_MAX - 1.01 : t[s];
+            clamped += tc != t[s];
+            side += lse - 0.3 * tc;
+        }
+        sum += side / 4 * l->tscore[a];
+        tss += l->tscore[a];
+    }
+    assert_true(clamped > 0);
+    double want = 1.5 * sum / (tss > 1 ? tss : 1);
+    print_message("# DFL by hand %.6f, computed %.6f (%d clamped sides)\n", want, (double)parts.dfl, clamped);
+    assert_true(fabs(parts.dfl - want) < 1e-5 * want);
+    det_loss_free(l);
+    heads_free(&h);
+}
+
 /* ---- gradient against central differences --------------------------------
  * imgsz 64, batch 2, 2 classes, random outputs and boxes in both images.
  * The assignment and the CIoU alphas are frozen after the first call (they
@@ -359,6 +403,13 @@ static void test_gradcheck(void **state)
     heads h;
     heads_init(&h, 64, 2, 2);
     heads_random(&h, 14);
+    /* Levels 1 and 2 predict smaller boxes (in cells), so that some boxes
+     * align best with them. */
+    for (int lv = 1; lv < DET_LEVELS; lv++)
+        for (size_t i = 0; i < h.n[lv]; i++) {
+            int ch = (int)(i % (DET__NBOX + 2));
+            if (ch < DET__NBOX && ch % DET_REG_MAX == 1) h.out[lv][i] += 4.0f;
+        }
     det_loss *l = NULL;
     assert_int_equal(det_loss_new(&h.a, NULL, &l), LUPE_OK);
     const det_box gt[5] = {{0, 0, 3.5f, 5.25f, 18.5f, 14.75f}, {0, 1, 20.25f, 17.5f, 58.5f, 61.25f},
@@ -401,7 +452,7 @@ static void test_gradcheck(void **state)
     }
     print_message("# gradcheck: %d entries, %d positives (levels %d %d %d), scale %.3g, worst error %.2e\n", checked,
                   parts.npos, levels_hit[0], levels_hit[1], levels_hit[2], scale, worst);
-    assert_true(levels_hit[0] > 0 && levels_hit[1] > 0);
+    assert_true(levels_hit[0] > 0 && levels_hit[1] > 0 && levels_hit[2] > 0);
     assert_true(worst < 1e-4);
     /* Unfrozen, the same call gives the same analytic gradient. */
     det__loss_freeze(l, 0);
@@ -461,7 +512,7 @@ static void fill_param(const eng_tensor_rec *r)
     static const double centre[3] = {1.0, 1.5, 1.3};
     uint64_t key = fnv1a(r->name);
     for (size_t i = 0; i < r->n; i++) {
-        double u = uniform(key, i), v;
+        double u = uniform(key, i), v = 0;
         if (r->ndim == 4)
             v = (2 * u - 1) * sqrt(3.0 / (double)(r->dims[1] * r->dims[2] * r->dims[3]));
         else if (ends_with(r->name, ".bn.weight"))
@@ -661,10 +712,10 @@ int main(void)
 {
     lupe_base_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ciou_known),      cmocka_unit_test(test_ciou_grad),   cmocka_unit_test(test_assign_tiny),
-        cmocka_unit_test(test_no_boxes),        cmocka_unit_test(test_empty_image), cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_no_alloc),        cmocka_unit_test(test_gradcheck),   cmocka_unit_test(test_golden_reference),
-        cmocka_unit_test(test_golden_fast),
+        cmocka_unit_test(test_ciou_known),  cmocka_unit_test(test_ciou_grad),         cmocka_unit_test(test_assign_tiny),
+        cmocka_unit_test(test_no_boxes),    cmocka_unit_test(test_empty_image),       cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_no_alloc),    cmocka_unit_test(test_dfl_by_hand),       cmocka_unit_test(test_gradcheck),
+        cmocka_unit_test(test_golden_fast), cmocka_unit_test(test_golden_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

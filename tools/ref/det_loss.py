@@ -187,8 +187,10 @@ class Net(nn.Module):
              Conv(ch(128), ch(256), 3, 2), C2f(ch(256), ch(256), rep(6), True),
              Conv(ch(256), ch(512), 3, 2), C2f(ch(512), ch(512), rep(6), True),
              Conv(ch(512), ch(1024), 3, 2), C2f(ch(1024), ch(1024), rep(3), True), SPPF(ch(1024), ch(1024)),
-             nn.Upsample(scale_factor=2, mode="nearest"), nn.Identity(), C2f(ch(1024) + ch(512), ch(512), rep(3), False),
-             nn.Upsample(scale_factor=2, mode="nearest"), nn.Identity(), C2f(ch(512) + ch(256), ch(256), rep(3), False),
+             nn.Upsample(scale_factor=2, mode="nearest"), nn.Identity(),
+             C2f(ch(1024) + ch(512), ch(512), rep(3), False),
+             nn.Upsample(scale_factor=2, mode="nearest"), nn.Identity(),
+             C2f(ch(512) + ch(256), ch(256), rep(3), False),
              Conv(ch(256), ch(256), 3, 2), nn.Identity(), C2f(ch(256) + ch(512), ch(512), rep(3), False),
              Conv(ch(512), ch(512), 3, 2), nn.Identity(), C2f(ch(512) + ch(1024), ch(1024), rep(3), False),
              Detect(nc, (ch(256), ch(512), ch(1024)))]
@@ -218,7 +220,8 @@ def ciou(p, t, eps=1e-7, alpha_grad=False):
     cw = torch.maximum(p[..., 2], t[..., 2]) - torch.minimum(p[..., 0], t[..., 0])
     ch = torch.maximum(p[..., 3], t[..., 3]) - torch.minimum(p[..., 1], t[..., 1])
     c2 = cw ** 2 + ch ** 2 + eps
-    rho2 = ((t[..., 0] + t[..., 2] - p[..., 0] - p[..., 2]) ** 2 + (t[..., 1] + t[..., 3] - p[..., 1] - p[..., 3]) ** 2) / 4
+    rho2 = ((t[..., 0] + t[..., 2] - p[..., 0] - p[..., 2]) ** 2 +
+            (t[..., 1] + t[..., 3] - p[..., 1] - p[..., 3]) ** 2) / 4
     v = (4 / math.pi ** 2) * (torch.atan(w2 / h2) - torch.atan(w1 / h1)) ** 2
     with torch.no_grad():
         alpha = v / (v - iou + (1 + eps))
