@@ -59,22 +59,25 @@ typedef struct det_loss_cfg {
     float box_gain, cls_gain, dfl_gain;
     int topk;
     float alpha, beta;
+    int max_gt;          /* ground-truth boxes per batch the loss is sized for */
 } det_loss_cfg;
 
 typedef struct det_loss_parts {
-    float box, cls, dfl; /* unweighted components, as Ultralytics logs them */
-    float total;         /* (box_gain*box + cls_gain*cls + dfl_gain*dfl) * batch */
+    float box, cls, dfl; /* gain-weighted components, as Ultralytics logs them */
+    float total;         /* (box + cls + dfl) * batch */
     int npos;            /* anchors assigned to a ground-truth box */
 } det_loss_parts;
 
 typedef struct det_loss det_loss;
 
 void det_loss_cfg_default(det_loss_cfg *c);
+/* Sizes every buffer for a's batch and image size (c NULL: the defaults). */
 lupe_status det_loss_new(const det_arch *a, const det_loss_cfg *c, det_loss **out);
 void det_loss_free(det_loss *l);
 /* Loss of the head outputs outs[i] (NHWC [batch, h_i, w_i, 4*DET_REG_MAX+nc],
  * h_i = imgsz >> (3+i)) against gt; d(total)/d(outs[i]) is WRITTEN to
- * grads[i] (may be NULL to skip gradients). */
+ * grads[i] (may be NULL to skip gradients). More than max_gt boxes is
+ * LUPE_ELIMIT; nothing is allocated. Details in docs/detector.md. */
 lupe_status det_loss_compute(det_loss *l, const float *const outs[DET_LEVELS], float *const grads[DET_LEVELS],
                              const det_box *gt, int ngt, det_loss_parts *parts);
 /* The same over the first nimg images of the batch only (a short last
