@@ -81,7 +81,8 @@ void det_loss_free(det_loss *l);
 lupe_status det_loss_compute(det_loss *l, const float *const outs[DET_LEVELS], float *const grads[DET_LEVELS],
                              const det_box *gt, int ngt, det_loss_parts *parts);
 /* The same over the first nimg images of the batch only (a short last
- * batch in validation); total is then scaled by nimg. */
+ * batch in validation): total is scaled by nimg, and the gradient rows of
+ * the other images are left as they are. */
 lupe_status det_loss_compute_n(det_loss *l, const float *const outs[DET_LEVELS], float *const grads[DET_LEVELS],
                                const det_box *gt, int ngt, int nimg, det_loss_parts *parts);
 

@@ -262,14 +262,25 @@ static void positive(det_loss *l, size_t ia, int a, const float *row, float *gro
 lupe_status det_loss_compute(det_loss *l, const float *const outs[DET_LEVELS], float *const grads[DET_LEVELS],
                              const det_box *gt, int ngt, det_loss_parts *parts)
 {
+    return det_loss_compute_n(l, outs, grads, gt, ngt, l ? l->a.batch : 0, parts);
+}
+
+lupe_status det_loss_compute_n(det_loss *l, const float *const outs[DET_LEVELS], float *const grads[DET_LEVELS],
+                               const det_box *gt, int ngt, int nimg, det_loss_parts *parts)
+{
     lupe_status st;
     if (!l || !parts) return lupe_err(LUPE_EARG, "det_loss: no loss or no parts to write");
+    if (nimg < 1 || nimg > l->a.batch)
+        return lupe_err(LUPE_EARG, "det_loss: %d images asked of a batch of %d", nimg, l->a.batch);
     memset(parts, 0, sizeof *parts);
     for (int lv = 0; lv < DET_LEVELS; lv++)
         if (!outs || !outs[lv] || (grads && !grads[lv]))
             return lupe_err(LUPE_EARG, "det_loss: the head output or gradient of level %d is missing", lv);
     if ((st = check_boxes(l, gt, ngt))) return st;
-    const int B = l->a.batch, na = l->na, nc = l->a.nc;
+    for (int i = 0; i < ngt; i++)
+        if (gt[i].img >= nimg)
+            return lupe_err(LUPE_EARG, "det_loss: box %d is in image %d, past the %d images asked", i, gt[i].img, nimg);
+    const int B = nimg, na = l->na, nc = l->a.nc;
     int npos = 0;
     if (!l->frozen) {
         det__group(l, gt, ngt);

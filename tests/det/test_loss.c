@@ -262,6 +262,36 @@ static void test_empty_image(void **state)
     heads_free(&h);
 }
 
+/* The loss of the first image of a batch of 2 equals that of a batch of 1
+ * holding the same image: a short validation batch is measured right. */
+static void test_first_images_only(void **state)
+{
+    (void)state;
+    heads h2, h1;
+    heads_init(&h2, 64, 2, 2);
+    heads_init(&h1, 64, 1, 2);
+    heads_random(&h2, 21);
+    for (int lv = 0; lv < DET_LEVELS; lv++) memcpy(h1.out[lv], h2.out[lv], h1.n[lv] * sizeof(float));
+    det_loss *l2 = NULL, *l1 = NULL;
+    assert_int_equal(det_loss_new(&h2.a, NULL, &l2), LUPE_OK);
+    assert_int_equal(det_loss_new(&h1.a, NULL, &l1), LUPE_OK);
+    det_box gt[2] = {{0, 1, 5.5f, 7.25f, 30.5f, 40.75f}, {0, 0, 20.25f, 3.5f, 60.5f, 28.25f}};
+    det_loss_parts p1, p2;
+    assert_int_equal(compute(l1, &h1, gt, 2, &p1), LUPE_OK);
+    const float *o[DET_LEVELS] = {h2.out[0], h2.out[1], h2.out[2]};
+    assert_int_equal(det_loss_compute_n(l2, o, NULL, gt, 2, 1, &p2), LUPE_OK);
+    assert_true(p1.npos == p2.npos && p1.npos > 0);
+    assert_float_equal(p1.total, p2.total, 1e-5 * fabs(p1.total));
+    assert_float_equal(p1.cls, p2.cls, 1e-6 * fabs(p1.cls));
+    det_box late = {1, 0, 1, 1, 20, 20};
+    assert_int_equal(det_loss_compute_n(l2, o, NULL, &late, 1, 1, &p2), LUPE_EARG);
+    assert_int_equal(det_loss_compute_n(l2, o, NULL, gt, 2, 3, &p2), LUPE_EARG);
+    det_loss_free(l1);
+    det_loss_free(l2);
+    heads_free(&h1);
+    heads_free(&h2);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -713,7 +743,7 @@ int main(void)
     lupe_base_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ciou_known),  cmocka_unit_test(test_ciou_grad),         cmocka_unit_test(test_assign_tiny),
-        cmocka_unit_test(test_no_boxes),    cmocka_unit_test(test_empty_image),       cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_no_boxes),    cmocka_unit_test(test_empty_image), cmocka_unit_test(test_first_images_only),       cmocka_unit_test(test_errors),
         cmocka_unit_test(test_no_alloc),    cmocka_unit_test(test_dfl_by_hand),       cmocka_unit_test(test_gradcheck),
         cmocka_unit_test(test_golden_fast), cmocka_unit_test(test_golden_reference),
     };
