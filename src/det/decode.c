@@ -1,0 +1,191 @@
+/*
+ * Decoding of the detector head into boxes: per anchor point, the expected
+ * distance of each side under the softmax of its 16 distribution logits,
+ * times the stride, and the sigmoid of each class logit as its score; every
+ * (anchor, class) over the confidence is a candidate, then class-aware NMS.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "det/nms.h"
+
+/* Candidates kept for NMS, best by score, as Ultralytics' max_nms: an
+ * untrained head at conf 0.001 can put every anchor of every class over the
+ * threshold, and NMS time grows with the candidates. */
+#define DET_MAX_NMS 30000
+
+/* Logit at or above which sigmoid(x) >= conf may hold, with a margin so the
+ * float comparison of the sigmoid itself decides the boundary. Saves the
+ * exp() of every class logit of every anchor: most are far below. */
+static float logit_floor(float conf)
+{
+    if (!(conf > 0)) return -INFINITY;
+    if (conf >= 1) return 15.0f; /* sigmoidf is below 1 up to about 16.6 */
+    return logf(conf / (1.0f - conf)) - 1e-2f;
+}
+
+static float sigmoidf_(float x)
+{
+    return 1.0f / (1.0f + expf(-x));
+}
+
+/* Expected bin of one side: sum_k k * softmax(l)_k, in grid units. */
+static float dfl_side(const float *l)
+{
+    float mx = l[0];
+    for (int k = 1; k < DET_REG_MAX; k++)
+        if (l[k] > mx) mx = l[k];
+    float s = 0, e = 0;
+    for (int k = 0; k < DET_REG_MAX; k++) {
+        float w = expf(l[k] - mx);
+        s += w;
+        e += (float)k * w;
+    }
+    return e / s;
+}
+
+/* The candidates go into buf (capacity cap) while it has room; once it is
+ * full and more are coming it becomes a heap whose root is the worst kept
+ * candidate, which a better newcomer replaces. */
+typedef struct topk {
+    det_pred *buf;
+    int n, cap;
+    int heap; /* buf is a heap (set once it filled with more to come) */
+} topk;
+
+static int worse(const det_pred *a, const det_pred *b)
+{
+    return det__pred_cmp(a, b) > 0;
+}
+
+static void sift_down(det_pred *h, int n, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && worse(&h[l], &h[m])) m = l;
+        if (r < n && worse(&h[r], &h[m])) m = r;
+        if (m == i) return;
+        det_pred t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void topk_push(topk *t, const det_pred *p)
+{
+    if (t->n < t->cap) {
+        t->buf[t->n++] = *p;
+        return;
+    }
+    if (!t->heap) {
+        for (int i = t->n / 2 - 1; i >= 0; i--) sift_down(t->buf, t->n, i);
+        t->heap = 1;
+    }
+    if (worse(p, &t->buf[0]) || det__pred_cmp(p, &t->buf[0]) == 0) return;
+    t->buf[0] = *p;
+    sift_down(t->buf, t->n, 0);
+}
+
+/* Walks every anchor of image b; counts the candidates when t is NULL,
+ * otherwise decodes them into t. The box logits of an anchor are read only
+ * when one of its classes is over conf. */
+static long scan(const det_arch *a, const float *const outs[DET_LEVELS], int b, float conf, topk *t)
+{
+    const int nc = a->nc, ch = 4 * DET_REG_MAX + nc;
+    const float floor_ = logit_floor(conf);
+    long count = 0;
+    for (int l = 0; l < DET_LEVELS; l++) {
+        const int g = a->imgsz >> (3 + l);
+        const float stride = (float)(8 << l);
+        const float *base = outs[l] + (size_t)b * g * g * ch;
+        for (int y = 0; y < g; y++) {
+            for (int x = 0; x < g; x++) {
+                const float *v = base + ((size_t)y * g + x) * ch;
+                const float *cls = v + 4 * DET_REG_MAX;
+                int decoded = 0;
+                det_pred p;
+                for (int c = 0; c < nc; c++) {
+                    if (!(cls[c] >= floor_)) continue;
+                    float s = sigmoidf_(cls[c]);
+                    if (!(s >= conf)) continue;
+                    count++;
+                    if (!t) continue;
+                    if (!decoded) {
+                        /* Sides in channel order l, t, r, b (Ultralytics'
+                         * dist2bbox: left-top distances, then right-bottom). */
+                        float ax = (float)x + 0.5f, ay = (float)y + 0.5f;
+                        p.x1 = (ax - dfl_side(v)) * stride;
+                        p.y1 = (ay - dfl_side(v + DET_REG_MAX)) * stride;
+                        p.x2 = (ax + dfl_side(v + 2 * DET_REG_MAX)) * stride;
+                        p.y2 = (ay + dfl_side(v + 3 * DET_REG_MAX)) * stride;
+                        decoded = 1;
+                    }
+                    p.score = s;
+                    p.cls = c;
+                    topk_push(t, &p);
+                }
+            }
+        }
+    }
+    return count;
+}
+
+static float clampf_(float v, float hi)
+{
+    return v < 0 ? 0 : v > hi ? hi : v;
+}
+
+int det_detect(const det_arch *a, const float *const outs[DET_LEVELS], int b, float conf, float iou, int max_det,
+               det_pred *out)
+{
+    if (!a || !outs || !out) {
+        lupe_err(LUPE_EARG, "det_detect: missing architecture, head outputs or output buffer");
+        return -1;
+    }
+    for (int l = 0; l < DET_LEVELS; l++) {
+        if (!outs[l]) {
+            lupe_err(LUPE_EARG, "det_detect: head output of level %d is missing", l);
+            return -1;
+        }
+    }
+    if (b < 0 || b >= a->batch) {
+        lupe_err(LUPE_EARG, "det_detect: image %d is outside the batch of %d", b, a->batch);
+        return -1;
+    }
+    if (max_det < 1) {
+        lupe_err(LUPE_EARG, "det_detect: max_det %d must be at least 1", max_det);
+        return -1;
+    }
+    if (a->nc < 1 || a->imgsz < 32 || a->imgsz % 32) {
+        lupe_err(LUPE_EARG, "det_detect: architecture with %d classes at size %d is not initialised", a->nc,
+                 a->imgsz);
+        return -1;
+    }
+
+    /* Counting first sizes the buffer exactly (one bounded allocation per
+     * call, none when nothing is over conf). */
+    long count = scan(a, outs, b, conf, NULL);
+    if (count == 0) return 0;
+    topk t = {0};
+    t.cap = count < DET_MAX_NMS ? (int)count : DET_MAX_NMS;
+    t.buf = lupe_malloc((size_t)t.cap * sizeof *t.buf);
+    if (!t.buf) {
+        lupe_err_ctx(LUPE_ENOMEM, "det_detect: %d candidates", t.cap);
+        return -1;
+    }
+    scan(a, outs, b, conf, &t);
+    int n = det_nms(t.buf, t.n, iou, max_det);
+    /* Clipped after NMS, as Ultralytics clips when it maps boxes back to
+     * the image; boxes may reach past the frame before that. */
+    const float side = (float)a->imgsz;
+    for (int i = 0; i < n; i++) {
+        out[i] = t.buf[i];
+        out[i].x1 = clampf_(out[i].x1, side);
+        out[i].y1 = clampf_(out[i].y1, side);
+        out[i].x2 = clampf_(out[i].x2, side);
+        out[i].y2 = clampf_(out[i].y2, side);
+    }
+    lupe_free(t.buf);
+    return n;
+}
