@@ -74,6 +74,8 @@ int cmd_label(cli_ctx *ctx, int argc, char **argv);
 int cmd_dataset(cli_ctx *ctx, int argc, char **argv);
 int cmd_import(cli_ctx *ctx, int argc, char **argv);
 int cmd_version(cli_ctx *ctx, int argc, char **argv);
+int cmd_train(cli_ctx *ctx, int argc, char **argv);
+int cmd_val(cli_ctx *ctx, int argc, char **argv);
 int cmd_help(cli_ctx *ctx, int argc, char **argv);
 
 #endif

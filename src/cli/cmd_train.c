@@ -1,0 +1,287 @@
+/*
+ * Training commands: `lupe train` runs the YOLOv8 recipe on a dataset
+ * version or a YOLO folder into a run folder; `lupe val` evaluates a run or
+ * a checkpoint on a split.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "lupe/dataset.h"
+#include "lupe/eval.h"
+#include "lupe/train.h"
+
+/* "90", "90s", "30m", "1.5h" -> seconds; -1 if malformed. */
+static double parse_duration(const char *s)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v <= 0) return -1;
+    if (!strcmp(end, "") || !strcmp(end, "s")) return v;
+    if (!strcmp(end, "m")) return v * 60;
+    if (!strcmp(end, "h")) return v * 3600;
+    return -1;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_float(const char *s, double lo, double hi, float *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || v < lo || v > hi) return -1;
+    *out = (float)v;
+    return 0;
+}
+
+static int parse_precision(const char *s)
+{
+    if (!strcmp(s, "auto")) return ENG_PREC_AUTO;
+    if (!strcmp(s, "f32") || !strcmp(s, "fp32")) return ENG_PREC_F32;
+    if (!strcmp(s, "bf16")) return ENG_PREC_BF16;
+    return -1;
+}
+
+typedef struct train_ui {
+    int tty, quiet, open;
+} train_ui;
+
+static void on_progress(void *ud, const char *line, int done)
+{
+    train_ui *ui = ud;
+    if (ui->quiet && !done) return;
+    if (!done) {
+        if (!ui->tty) return; /* batch lines only on a terminal; epochs always */
+        fprintf(stderr, "\r\033[K%s", line);
+        ui->open = 1;
+        return;
+    }
+    if (ui->open) fprintf(stderr, "\r\033[K");
+    ui->open = 0;
+    fprintf(stderr, "%s\n", line);
+}
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    if (trn_stop_requested()) signal(SIGINT, SIG_DFL);
+    trn_request_stop();
+    static const char msg[] = "\nlupe train: stopping after this batch (saving weights/last.ckpt); ^C again to abort\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+}
+
+int cmd_train(cli_ctx *ctx, int argc, char **argv)
+{
+    enum {
+        O_NBS = 1000, O_CLOSE, O_OPT, O_LR0, O_LRF, O_COS, O_WORKERS, O_THREADS, O_PREC, O_VALEVERY, O_INIT,
+        O_RESUME, O_NOPREV, O_FLIPUD, O_FLIPLR, O_MOSAIC, O_SCALEAUG, O_WARMUP
+    };
+    static const struct option opts[] = {
+        {"scale", required_argument, NULL, 's'},     {"imgsz", required_argument, NULL, 'i'},
+        {"batch", required_argument, NULL, 'b'},     {"epochs", required_argument, NULL, 'e'},
+        {"time-budget", required_argument, NULL, 't'}, {"out", required_argument, NULL, 'o'},
+        {"seed", required_argument, NULL, 'S'},      {"nbs", required_argument, NULL, O_NBS},
+        {"close-mosaic", required_argument, NULL, O_CLOSE}, {"optimizer", required_argument, NULL, O_OPT},
+        {"lr0", required_argument, NULL, O_LR0},     {"lrf", required_argument, NULL, O_LRF},
+        {"cos-lr", no_argument, NULL, O_COS},        {"workers", required_argument, NULL, O_WORKERS},
+        {"threads", required_argument, NULL, O_THREADS}, {"precision", required_argument, NULL, O_PREC},
+        {"val-every", required_argument, NULL, O_VALEVERY}, {"init", required_argument, NULL, O_INIT},
+        {"resume", required_argument, NULL, O_RESUME}, {"no-previews", no_argument, NULL, O_NOPREV},
+        {"flipud", required_argument, NULL, O_FLIPUD}, {"fliplr", required_argument, NULL, O_FLIPLR},
+        {"mosaic", required_argument, NULL, O_MOSAIC}, {"scale-aug", required_argument, NULL, O_SCALEAUG},
+        {"warmup-epochs", required_argument, NULL, O_WARMUP},
+        {0},
+    };
+    int rc = cli_getopt_help("train", argc, argv);
+    if (rc >= 0) return rc;
+    trn_cfg c;
+    trn_cfg_default(&c);
+    c.ws_dir = ctx->workspace;
+    c.quiet = ctx->quiet;
+    const char *resume_dir = NULL;
+    int o;
+    while ((o = getopt_long(argc, argv, "s:i:b:e:t:o:S:", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (o) {
+        case 's':
+            if (strcmp(optarg, "n") && strcmp(optarg, "s"))
+                return cli_usage_error("train", "--scale: expected n or s (got '%s')", optarg);
+            c.scale = optarg;
+            break;
+        case 'i': bad = parse_int(optarg, 32, 4096, &c.imgsz) || c.imgsz % 32; break;
+        case 'b': bad = parse_int(optarg, 1, 1024, &c.batch); break;
+        case 'e': bad = parse_int(optarg, 1, 100000, &c.epochs); break;
+        case 't':
+            c.time_budget = parse_duration(optarg);
+            bad = c.time_budget <= 0;
+            break;
+        case 'o': c.out = optarg; break;
+        case 'S': {
+            char *end = NULL;
+            errno = 0;
+            c.seed = strtoull(optarg, &end, 10);
+            bad = errno || end == optarg || *end;
+            break;
+        }
+        case O_NBS: bad = parse_int(optarg, 1, 4096, &c.nbs); break;
+        case O_CLOSE: bad = parse_int(optarg, 0, 100000, &c.close_mosaic); break;
+        case O_OPT:
+            if (strcmp(optarg, "auto") && strcmp(optarg, "sgd") && strcmp(optarg, "adamw"))
+                return cli_usage_error("train", "--optimizer: expected auto, sgd or adamw (got '%s')", optarg);
+            c.optimizer = optarg;
+            break;
+        case O_LR0: bad = parse_float(optarg, 0, 10, &c.lr0); break;
+        case O_LRF: bad = parse_float(optarg, 0, 1, &c.lrf); break;
+        case O_COS: c.cos_lr = 1; break;
+        case O_WORKERS: bad = parse_int(optarg, 0, 64, &c.workers); break;
+        case O_THREADS: bad = parse_int(optarg, 0, 1024, &c.threads); break;
+        case O_PREC:
+            c.precision = parse_precision(optarg);
+            if (c.precision < 0)
+                return cli_usage_error("train", "--precision: expected auto, f32 or bf16 (got '%s')", optarg);
+            break;
+        case O_VALEVERY: bad = parse_int(optarg, 1, 100000, &c.val_every); break;
+        case O_INIT: c.init = optarg; break;
+        case O_RESUME: resume_dir = optarg; break;
+        case O_NOPREV: c.previews = 0; break;
+        case O_FLIPUD: bad = parse_float(optarg, 0, 1, &c.aug.flipud); break;
+        case O_FLIPLR: bad = parse_float(optarg, 0, 1, &c.aug.fliplr); break;
+        case O_MOSAIC: bad = parse_float(optarg, 0, 1, &c.aug.mosaic); break;
+        case O_SCALEAUG: bad = parse_float(optarg, 0, 0.95, &c.aug.scale); break;
+        case O_WARMUP: bad = parse_float(optarg, 0, 1000, &c.warmup_epochs); break;
+        default: return cli_usage_error("train", "bad option (see lupe train --help)");
+        }
+        if (bad) return cli_usage_error("train", "bad value '%s' for %s", optarg, argv[optind - 1]);
+    }
+    char *storage = NULL;
+    if (resume_dir) {
+        if (optind < argc) return cli_usage_error("train", "--resume takes the run folder only, not DATA");
+        char *cfg = lupe_path_join(resume_dir, "config.json");
+        trn_cfg_default(&c);
+        lupe_status st = cfg ? trn_cfg_load(&c, cfg, &storage) : LUPE_ENOMEM;
+        lupe_free(cfg);
+        if (st) return cli_fail("train");
+        c.resume = 1;
+        c.out = resume_dir;
+        c.ws_dir = ctx->workspace;
+    } else {
+        if (optind != argc - 1)
+            return cli_usage_error("train", "expected one DATA argument: a dataset version (NAME@N) or a YOLO folder");
+        c.data = argv[optind];
+    }
+    train_ui ui = {.tty = isatty(2), .quiet = ctx->quiet};
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+    trn_result res;
+    lupe_status st = trn_train(&c, on_progress, &ui, &res);
+    sigaction(SIGINT, &old, NULL);
+    lupe_free(storage);
+    if (st) {
+        if (res.dir) fprintf(stderr, "lupe train: run folder %s\n", res.dir);
+        lupe_free(res.dir);
+        return cli_fail("train");
+    }
+    if (res.stopped) {
+        printf("stopped after %d epochs; continue with: lupe train --resume %s\n", res.epochs, res.dir);
+    } else {
+        printf("run: %s (%d epochs, %.0f s, %.1f training images/s)\n", res.dir, res.epochs, res.seconds,
+               res.train_images_per_s);
+        printf("val:  P %.3f  R %.3f  mAP50 %.3f  mAP50-95 %.3f\n", res.val[0], res.val[1], res.val[2], res.val[3]);
+        if (res.test[0] >= 0)
+            printf("test: P %.3f  R %.3f  mAP50 %.3f  mAP50-95 %.3f\n", res.test[0], res.test[1], res.test[2],
+                   res.test[3]);
+    }
+    lupe_free(res.dir);
+    return EXIT_OK;
+}
+
+int cmd_val(cli_ctx *ctx, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"split", required_argument, NULL, 's'},   {"conf", required_argument, NULL, 'c'},
+        {"iou", required_argument, NULL, 'u'},     {"batch", required_argument, NULL, 'b'},
+        {"plots", required_argument, NULL, 'p'},   {"threads", required_argument, NULL, 'T'},
+        {"precision", required_argument, NULL, 'P'}, {"json", no_argument, NULL, 'j'},
+        {0},
+    };
+    int rc = cli_getopt_help("val", argc, argv);
+    if (rc >= 0) return rc;
+    trn_val_cfg c;
+    trn_val_cfg_default(&c);
+    c.ws_dir = ctx->workspace;
+    int o, json = 0;
+    while ((o = getopt_long(argc, argv, "s:c:u:b:p:T:P:j", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (o) {
+        case 's':
+            c.split = lupe_split_parse(optarg);
+            bad = c.split < 0;
+            break;
+        case 'c': bad = parse_float(optarg, 0, 1, &c.conf); break;
+        case 'u': bad = parse_float(optarg, 0, 1, &c.iou); break;
+        case 'b': bad = parse_int(optarg, 1, 1024, &c.batch); break;
+        case 'p': c.plots = optarg; break;
+        case 'T': bad = parse_int(optarg, 0, 1024, &c.threads); break;
+        case 'P':
+            c.precision = parse_precision(optarg);
+            bad = c.precision < 0;
+            break;
+        case 'j': json = 1; break;
+        default: return cli_usage_error("val", "bad option (see lupe val --help)");
+        }
+        if (bad) return cli_usage_error("val", "bad value '%s' for %s", optarg, argv[optind - 1]);
+    }
+    if (optind != argc - 2) return cli_usage_error("val", "expected MODEL and DATA");
+    c.weights = argv[optind];
+    c.data = argv[optind + 1];
+    eval_result r;
+    char **classes = NULL;
+    int nc = 0;
+    if (trn_val(&c, &r, &classes, &nc)) return cli_fail("val");
+    if (json) {
+        json_t *cls = json_array();
+        for (int i = 0; i < nc; i++)
+            json_array_append_new(cls, json_pack("{s:s, s:i, s:f, s:f, s:f, s:f}", "name", classes[i], "boxes",
+                                                 r.ngt[i], "precision", r.p_class[i], "recall", r.r_class[i], "map50",
+                                                 r.ap50[i], "map50_95", r.ap[i]));
+        json_t *j = json_pack("{s:s, s:f, s:f, s:f, s:f, s:f, s:o}", "split", lupe_split_name(c.split), "precision",
+                              r.p, "recall", r.r, "map50", r.map50, "map50_95", r.map, "conf", r.conf, "classes", cls);
+        char *text = lupe_json_dump(j, 1);
+        json_decref(j);
+        if (text) printf("%s\n", text);
+        lupe_free(text);
+    } else {
+        printf("%-16s %7s %7s %7s %7s %9s\n", "class", "boxes", "P", "R", "mAP50", "mAP50-95");
+        int all = 0;
+        for (int i = 0; i < nc; i++) all += r.ngt[i];
+        printf("%-16s %7d %7.3f %7.3f %7.3f %9.3f\n", "all", all, r.p, r.r, r.map50, r.map);
+        if (nc > 1)
+            for (int i = 0; i < nc; i++)
+                printf("%-16s %7d %7.3f %7.3f %7.3f %9.3f\n", classes[i], r.ngt[i], r.p_class[i], r.r_class[i],
+                       r.ap50[i], r.ap[i]);
+        printf("confidence at max F1: %.3f\n", r.conf);
+        if (c.plots) printf("plots: %s/\n", c.plots);
+    }
+    for (int i = 0; i < nc; i++) lupe_free(classes[i]);
+    lupe_free(classes);
+    eval_result_free(&r);
+    return EXIT_OK;
+}
