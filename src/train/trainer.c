@@ -138,8 +138,8 @@ static lupe_status write_results(run *r)
     static const char *nm[10] = {"train box", "train cls", "train dfl", "val box", "val cls", "val dfl",
                                  "precision", "recall", "mAP50", "mAP50-95"};
     eval_series ls[6], ms[4];
-    for (int k = 0; k < 6; k++) ls[k] = (eval_series){nm[k], x, y[k], r->nhist};
-    for (int k = 0; k < 4; k++) ms[k] = (eval_series){nm[6 + k], x, y[6 + k], r->nhist};
+    for (int k = 0; k < 6; k++) ls[k] = (eval_series){.name = nm[k], .x = x, .y = y[k], .n = r->nhist};
+    for (int k = 0; k < 4; k++) ms[k] = (eval_series){.name = nm[6 + k], .x = x, .y = y[6 + k], .n = r->nhist};
     char *p1 = lupe_path_join(r->dir, "results_loss.png"), *p2 = lupe_path_join(r->dir, "results_metrics.png");
     if (!p1 || !p2) st = LUPE_ENOMEM;
     if (!st) st = eval_plot_lines(p1, "losses", "epoch", "loss", ls, 6);
