@@ -331,6 +331,8 @@ lupe_status eval_chart_render(const eval_chart *c, const eval_series *s, int ns,
     axis_init(&f.ax, c->xmin, c->xmax, lo, hi, W >= 640 ? 10 : 5);
     data_range(s, ns, 1, &lo, &hi);
     axis_init(&f.ay, c->ymin, c->ymax, lo, hi, H >= 480 ? 10 : 5);
+    if (!(f.ax.step > 0 && isfinite(f.ax.hi - f.ax.lo) && f.ay.step > 0 && isfinite(f.ay.hi - f.ay.lo)))
+        return lupe_err(LUPE_EARG, "chart: the values span more than a double can hold");
 
     double tv[64];
     char buf[64];
