@@ -16,12 +16,14 @@
 
 /* Logit at or above which sigmoid(x) >= conf may hold, with a margin so the
  * float comparison of the sigmoid itself decides the boundary. Saves the
- * exp() of every class logit of every anchor: most are far below. */
+ * exp() of every class logit of every anchor: most are far below. The
+ * margin covers the float error of the sigmoid seen as a logit, which grows
+ * as 1 / (conf (1 - conf)) towards a confidence of 1. */
 static float logit_floor(float conf)
 {
     if (!(conf > 0)) return -INFINITY;
     if (conf >= 1) return 15.0f; /* sigmoidf is below 1 up to about 16.6 */
-    return logf(conf / (1.0f - conf)) - 1e-2f;
+    return logf(conf / (1.0f - conf)) - (1e-2f + 1e-6f / (conf * (1.0f - conf)));
 }
 
 static float sigmoidf_(float x)
@@ -82,7 +84,7 @@ static void topk_push(topk *t, const det_pred *p)
         for (int i = t->n / 2 - 1; i >= 0; i--) sift_down(t->buf, t->n, i);
         t->heap = 1;
     }
-    if (worse(p, &t->buf[0]) || det__pred_cmp(p, &t->buf[0]) == 0) return;
+    if (det__pred_cmp(p, &t->buf[0]) >= 0) return; /* not better than the worst kept */
     t->buf[0] = *p;
     sift_down(t->buf, t->n, 0);
 }

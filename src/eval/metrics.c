@@ -258,7 +258,8 @@ lupe_status eval_add(eval_ctx *e, const det_pred *p, int np, const det_box *gt, 
             tp |= (uint16_t)(1u << k);
         }
         /* Stored in input order: seq is the arrival order across images. */
-        e->rec[e->n + (size_t)e->order[r].idx] = (rec){d->score, d->cls, (uint32_t)(e->n + (size_t)e->order[r].idx), tp};
+        size_t at = e->n + (size_t)e->order[r].idx;
+        e->rec[at] = (rec){d->score, d->cls, (uint32_t)at, tp};
     }
     e->n += (size_t)np;
     for (int g = 0; g < ngt; g++) e->ngt[gt[g].cls]++;
@@ -421,7 +422,7 @@ lupe_status eval_compute(eval_ctx *e, eval_result *r)
     }
     for (size_t i = 0; i < n; i++) start[e->rec[i].cls + 1]++;
     for (int c = 0; c < nc; c++) start[c + 1] += start[c];
-    memcpy(tmp, e->rec, n * sizeof *tmp);
+    if (n) memcpy(tmp, e->rec, n * sizeof *tmp); /* rec is NULL before the first prediction */
     if (n > 1) qsort(tmp, n, sizeof *tmp, rec_cmp);
     memcpy(fill, start, ((size_t)nc + 1) * sizeof *fill);
     for (size_t i = 0; i < n; i++) sorted[fill[tmp[i].cls]++] = tmp[i];

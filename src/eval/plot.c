@@ -216,15 +216,16 @@ static uint32_t series_color(const eval_series *s, int ns, int k)
     return eval__palette(auto_i);
 }
 
-static int count_points_in(const eval_series *s, int ns, double (*map)(const void *, double, int), const void *ctx,
-                           int x0, int y0, int x1, int y1)
+/* Pixels of drawn series in a rectangle: the grid and background are light
+ * (228 and up on every channel), the series' colours and their smoothed
+ * edges are not. */
+static int count_ink(const lupe_img *im, int x0, int y0, int x1, int y1)
 {
     int n = 0;
-    for (int k = 0; k < ns; k++)
-        for (int i = 0; i < s[k].n; i++) {
-            if (!isfinite(s[k].x[i]) || !isfinite(s[k].y[i])) continue;
-            double px = map(ctx, s[k].x[i], 0), py = map(ctx, s[k].y[i], 1);
-            if (px >= x0 && px < x1 && py >= y0 && py < y1) n++;
+    for (int y = y0 < 0 ? 0 : y0; y < y1 && y < im->h; y++)
+        for (int x = x0 < 0 ? 0 : x0; x < x1 && x < im->w; x++) {
+            const uint8_t *p = im->data + ((size_t)y * im->w + x) * 3;
+            n += p[0] < 215 || p[1] < 215 || p[2] < 215;
         }
     return n;
 }
@@ -234,9 +235,8 @@ typedef struct frame {
     axis ax, ay;
 } frame;
 
-static double map_xy(const void *ctx, double v, int is_y)
+static double map_xy(const frame *f, double v, int is_y)
 {
-    const frame *f = ctx;
     if (!is_y) return f->x0 + (v - f->ax.lo) / (f->ax.hi - f->ax.lo) * (f->x1 - 1 - f->x0);
     return f->y1 - 1 - (v - f->ay.lo) / (f->ay.hi - f->ay.lo) * (f->y1 - 1 - f->y0);
 }
@@ -260,17 +260,24 @@ static void draw_legend(lupe_img *im, const frame *f, const eval_series *s, int 
     }
     if (tw > max_text) tw = max_text;
     int bw = pad + swatch + 8 + tw + pad, bh = 2 * pad + (shown + (shown < nrows)) * row_h - 10;
-    /* The corner that hides the fewest data points: top right first, as
-     * most curves here fall from the top left or rise to the top right. */
+    /* The corner that hides the least of the curves (counted on the
+     * drawn image); on a tie the first: top right, top left, bottom right,
+     * bottom left. */
     const int cx[4] = {f->x1 - 12 - bw, f->x0 + 12, f->x1 - 12 - bw, f->x0 + 12};
     const int cy[4] = {f->y0 + 12, f->y0 + 12, f->y1 - 12 - bh, f->y1 - 12 - bh};
     int best = 0, bestn = -1;
     for (int i = 0; i < 4; i++) {
-        int n = count_points_in(s, ns, map_xy, f, cx[i] - 4, cy[i] - 4, cx[i] + bw + 4, cy[i] + bh + 4);
+        int n = count_ink(im, cx[i] - 4, cy[i] - 4, cx[i] + bw + 4, cy[i] + bh + 4);
         if (bestn < 0 || n < bestn) best = i, bestn = n;
     }
     int x = cx[best], y = cy[best];
-    lupe_img_fill_rect(im, x, y, bw, bh, LUPE_RGB(255, 255, 255));
+    /* A white frame at 80% opacity, as matplotlib draws legends: what it
+     * covers still shows faintly. */
+    for (int yy = y < 0 ? 0 : y; yy < y + bh && yy < im->h; yy++)
+        for (int xx = x < 0 ? 0 : x; xx < x + bw && xx < im->w; xx++) {
+            uint8_t *p = im->data + ((size_t)yy * im->w + xx) * 3;
+            for (int k = 0; k < 3; k++) p[k] = (uint8_t)(255 - (255 - p[k]) / 5);
+        }
     lupe_img_draw_rect(im, x, y, bw, bh, 1, LUPE_RGB(200, 200, 200));
     int ry = y + pad;
     for (int k = 0, r = 0; k < ns && r < shown; k++) {
@@ -324,6 +331,8 @@ lupe_status eval_chart_render(const eval_chart *c, const eval_series *s, int ns,
     axis_init(&f.ax, c->xmin, c->xmax, lo, hi, W >= 640 ? 10 : 5);
     data_range(s, ns, 1, &lo, &hi);
     axis_init(&f.ay, c->ymin, c->ymax, lo, hi, H >= 480 ? 10 : 5);
+    if (!(f.ax.step > 0 && isfinite(f.ax.hi - f.ax.lo) && f.ay.step > 0 && isfinite(f.ay.hi - f.ay.lo)))
+        return lupe_err(LUPE_EARG, "chart: the values span more than a double can hold");
 
     double tv[64];
     char buf[64];

@@ -107,9 +107,13 @@ static lupe_status confusion_plot(const eval_ctx *e, const eval_result *r, const
     }
     if (namew > 220) namew = 220;
     const int upright = namew > cell - 4;
-    const int left = 20 + 14 + 16 + namew + 10, top = 20 + 21 + 24;
-    const int bottom = 10 + (upright ? namew : fh) + 16 + 14 + 20, right = 30;
-    const int W = left + M + right, H = top + M + bottom;
+    int left = 20 + 14 + 16 + namew + 10;
+    const int top = 20 + 21 + 12 + 14 + 20, bottom = 10 + (upright ? namew : fh) + 16 + 14 + 20, right = 30;
+    int W = left + M + right, H = top + M + bottom;
+    if (W < 600) { /* room for the title lines; the matrix moves to the middle */
+        left += (600 - W) / 2;
+        W = 600;
+    }
     lupe_img *im = lupe_img_new(W, H, 3);
     if (!im) return lupe_err_ctx(LUPE_ENOMEM, "plot %s", path);
     memset(im->data, 255, (size_t)W * H * 3);
@@ -122,15 +126,25 @@ static lupe_status confusion_plot(const eval_ctx *e, const eval_result *r, const
             int64_t v = cm[(size_t)row * n + col];
             double f = sum ? (double)v / (double)sum : 0;
             int x = left + col * cell, y = top + row * cell;
+            if (row == n - 1 && col == n - 1) { /* background as background: not a thing that is counted */
+                lupe_img_fill_rect(im, x, y, cell, cell, LUPE_RGB(236, 236, 236));
+                continue;
+            }
             lupe_img_fill_rect(im, x, y, cell, cell, shade(f));
             char num[32], frac[32];
             snprintf(num, sizeof num, "%" PRId64, v);
             snprintf(frac, sizeof frac, "%.2f", f);
             uint32_t tc = f > 0.5 ? LUPE_RGB(255, 255, 255) : (uint32_t)ink;
-            int s = lupe_img_text_width(num, 3) <= cell - 8 && cell >= 60 ? 3 : lupe_img_text_width(num, 2) <= cell - 6 ? 2
-                    : lupe_img_text_width(num, 1) <= cell - 2 && cell >= 9 ? 1 : 0;
+            /* The largest font the count fits in, none in cells too small. */
+            int s = 0;
+            if (cell >= 60 && lupe_img_text_width(num, 3) <= cell - 8)
+                s = 3;
+            else if (lupe_img_text_width(num, 2) <= cell - 6)
+                s = 2;
+            else if (cell >= 9 && lupe_img_text_width(num, 1) <= cell - 2)
+                s = 1;
             if (!s) continue;
-            int two = cell >= 70 && sum; /* room for the column share under the count */
+            int two = cell >= 70 && v; /* room for the column share under the count */
             int ty = y + cell / 2 - (two ? 7 * s / 2 + 9 : 7 * s / 2);
             eval__text_center(im, x + cell / 2, ty, num, s, tc);
             if (two) eval__text_center(im, x + cell / 2, ty + 7 * s + 6, frac, 2, tc);
@@ -154,8 +168,9 @@ static lupe_status confusion_plot(const eval_ctx *e, const eval_result *r, const
     }
     eval__text_center(im, W / 2, 20, "Confusion matrix", 3, ink);
     char sub[96];
-    snprintf(sub, sizeof sub, "score > %.2f, IoU > %.2f; shade = share of the column", EVAL_CM_CONF, EVAL_CM_IOU);
-    eval__text_center(im, W / 2, 20 + 21 + 6, sub, 1, ink);
+    snprintf(sub, sizeof sub, "score > %.2f, IoU > %.2f; shade: share of column", EVAL_CM_CONF, EVAL_CM_IOU);
+    eval__text_fit(sub, 2, W - 20);
+    eval__text_center(im, W / 2, 20 + 21 + 12, sub, 2, ink);
     eval__text_center(im, left + M / 2, H - 20 - 14, "True", 2, ink);
     eval__text_up(im, 20, top + M / 2 - lupe_img_text_width("Predicted", 2) / 2, "Predicted", 2, ink);
     lupe_status st = lupe_img_save(im, path);

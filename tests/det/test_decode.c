@@ -144,6 +144,42 @@ static void test_decode_soft(void **state)
     head_free(&h);
 }
 
+/* The boundary is score >= conf, decided on the float sigmoid itself: for
+ * logits packed around logit(conf) (84 anchors at 64 px, one cell boxes
+ * that do not suppress each other), det_detect finds exactly the anchors
+ * whose sigmoid reaches conf, also close to a confidence of 1, where a
+ * logit-space shortcut would need a wide margin. */
+static void test_decode_threshold(void **state)
+{
+    (void)state;
+    const float confs[] = {0.001f, 0.25f, 0.5f, 0.9f, 0.9999f, 0.99999f};
+    for (size_t ci = 0; ci < sizeof confs / sizeof *confs; ci++) {
+        const float conf = confs[ci];
+        head h;
+        head_init(&h, 1, 64, 1);
+        const double center = log((double)conf / (1.0 - conf));
+        const double spread = 1e-6 / (conf * (1.0 - conf)) + 1e-4;
+        int a = 0, want = 0;
+        for (int l = 0; l < DET_LEVELS; l++) {
+            int g = 64 >> (3 + l);
+            for (int y = 0; y < g; y++)
+                for (int x = 0; x < g; x++, a++) {
+                    float *v = anchor(&h, 0, l, x, y);
+                    for (int s = 0; s < 4; s++) side(v, s, 0, 1);
+                    v[64] = (float)(center + spread * (a - 42) / 42.0);
+                    want += 1.0f / (1.0f + expf(-v[64])) >= conf;
+                }
+        }
+        const float *outs[DET_LEVELS] = {h.lv[0], h.lv[1], h.lv[2]};
+        det_pred p[84];
+        int n = det_detect(&h.a, outs, 0, conf, 0.7f, 84, p);
+        print_message("# conf %.5f: %d of 84 anchors at or over it\n", conf, n);
+        assert_int_equal(n, want);
+        assert_true(want > 0 && want < 84);
+        head_free(&h);
+    }
+}
+
 typedef struct cand {
     float logit;
     int l, x, y, c;
@@ -270,7 +306,8 @@ static void test_nms(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_decode_hand), cmocka_unit_test(test_decode_soft), cmocka_unit_test(test_decode_cap),
+        cmocka_unit_test(test_decode_hand), cmocka_unit_test(test_decode_soft), cmocka_unit_test(test_decode_threshold),
+        cmocka_unit_test(test_decode_cap),
         cmocka_unit_test(test_iou),         cmocka_unit_test(test_nms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,7 +46,8 @@ static void close_to(const char *cname, const char *what, int idx, double got, d
 static void per_class(const char *cname, json_t *ex, const char *key, const double *got, int nc)
 {
     json_t *a = json_object_get(ex, key);
-    if (!json_is_array(a) || (int)json_array_size(a) != nc) fail_msg("%s: expected.%s is not %d numbers", cname, key, nc);
+    if (!json_is_array(a) || (int)json_array_size(a) != nc)
+        fail_msg("%s: expected.%s is not %d numbers", cname, key, nc);
     for (int c = 0; c < nc; c++) close_to(cname, key, c, got[c], json_number_value(json_array_get(a, (size_t)c)));
 }
 
@@ -102,7 +103,8 @@ static void run_case(json_t *c)
     per_class(cname, ex, "ap", r.ap, nc);
     per_class(cname, ex, "p_class", r.p_class, nc);
     per_class(cname, ex, "r_class", r.r_class, nc);
-    json_t *api = json_object_get(ex, "ap_iou"), *ngt = json_object_get(ex, "ngt"), *cmx = json_object_get(ex, "confusion");
+    json_t *api = json_object_get(ex, "ap_iou"), *ngt = json_object_get(ex, "ngt");
+    json_t *cmx = json_object_get(ex, "confusion");
     for (int cl = 0; cl < nc; cl++) {
         assert_int_equal(r.ngt[cl], json_integer_value(json_array_get(ngt, (size_t)cl)));
         for (int k = 0; k < EVAL_NIOU; k++)

@@ -86,6 +86,10 @@ static void test_chart(void **state)
     c.w = 400;
     assert_int_equal(eval_chart_render(&c, &bad, 1, &r), LUPE_EARG);
     assert_null(r);
+    double huge[2] = {-1e308, 1e308};
+    eval_series wide = {"x", huge, huge, 2, 0, 0};
+    eval_chart autoc = {"auto", "x", "y", 0, 0, 0, 0, 400, 300};
+    assert_int_equal(eval_chart_render(&autoc, &wide, 1, &r), LUPE_EARG);
 }
 
 /* A small evaluation of two classes; the five plots of a run folder. */
