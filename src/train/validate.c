@@ -80,41 +80,35 @@ char *trn__ckpt_meta(const trn__model *m, char *const *classes, int nc, const ch
     return s;
 }
 
-/* Draws up to 16 images of a batch, ground truth in green and detections
- * over 0.25 in orange with class and score, into one JPEG grid. */
+/* Draws up to 16 images of a batch, ground truth and detections over 0.25
+ * (eval_draw_boxes), into one JPEG grid. */
 static lupe_status write_preview(const char *path, const float *images, int n, int imgsz, const det_box *gt, int ngt,
                                  det_pred *const *preds, const int *npred, char *const *names)
 {
-    int cols = n < 4 ? n : 4, rows = (n + cols - 1) / cols;
-    lupe_img grid = {cols * imgsz, rows * imgsz, 3, NULL};
-    grid.data = lupe_malloc((size_t)grid.w * grid.h * 3);
-    if (!grid.data) return LUPE_ENOMEM;
-    memset(grid.data, 114, (size_t)grid.w * grid.h * 3);
-    for (int b = 0; b < n; b++) {
-        int ox = (b % cols) * imgsz, oy = (b / cols) * imgsz;
+    lupe_img *tiles[16] = {0}, *grid = NULL;
+    det_box mine[256];
+    lupe_status st = LUPE_OK;
+    for (int b = 0; b < n && !st; b++) {
+        lupe_img *t = lupe_img_new(imgsz, imgsz, 3);
+        if (!t) {
+            st = LUPE_ENOMEM;
+            break;
+        }
+        tiles[b] = t;
         const float *src = images + (size_t)b * imgsz * imgsz * 3;
-        for (int y = 0; y < imgsz; y++) {
-            uint8_t *row = grid.data + ((size_t)(oy + y) * grid.w + ox) * 3;
-            for (int x = 0; x < imgsz * 3; x++) {
-                float v = src[(size_t)y * imgsz * 3 + x] * 255.0f + 0.5f;
-                row[x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-            }
+        for (size_t i = 0; i < (size_t)imgsz * imgsz * 3; i++) {
+            float v = src[i] * 255.0f + 0.5f;
+            t->data[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
         }
-        for (int i = 0; i < ngt; i++)
-            if (gt[i].img == b)
-                lupe_img_draw_rect(&grid, ox + (int)gt[i].x1, oy + (int)gt[i].y1, (int)(gt[i].x2 - gt[i].x1),
-                                   (int)(gt[i].y2 - gt[i].y1), 2, 0x20d020);
-        for (int i = 0; i < npred[b]; i++) {
-            const det_pred *p = &preds[b][i];
-            if (p->score < 0.25f) continue;
-            char text[96];
-            snprintf(text, sizeof text, "%s %.2f", names ? names[p->cls] : "", p->score);
-            lupe_img_draw_box(&grid, ox + (int)p->x1, oy + (int)p->y1, (int)(p->x2 - p->x1), (int)(p->y2 - p->y1),
-                              0xff8000, text);
-        }
+        int gn = 0;
+        for (int i = 0; i < ngt && gn < 256; i++)
+            if (gt[i].img == b) mine[gn++] = gt[i];
+        eval_draw_boxes(t, mine, gn, preds[b], npred[b], 0.25f, (const char *const *)names);
     }
-    lupe_status st = lupe_img_save(&grid, path);
-    lupe_free(grid.data);
+    if (!st) st = eval_montage((const lupe_img *const *)tiles, NULL, n, n < 4 ? n : 4, imgsz, &grid);
+    if (!st) st = lupe_img_save(grid, path);
+    lupe_img_free(grid);
+    for (int b = 0; b < 16; b++) lupe_img_free(tiles[b]);
     return st;
 }
 
