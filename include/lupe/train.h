@@ -114,6 +114,7 @@ typedef struct trn_cfg {
     int previews;            /* validation images drawn into the run folder */
     trn_aug aug;
     int quiet;
+    int64_t stop_after;      /* act as on SIGINT after this many iterations (0 = never) */
 } trn_cfg;
 
 void trn_cfg_default(trn_cfg *c);

@@ -90,7 +90,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
 {
     enum {
         O_NBS = 1000, O_CLOSE, O_OPT, O_LR0, O_LRF, O_COS, O_WORKERS, O_THREADS, O_PREC, O_VALEVERY, O_INIT,
-        O_RESUME, O_NOPREV, O_FLIPUD, O_FLIPLR, O_MOSAIC, O_SCALEAUG, O_WARMUP
+        O_RESUME, O_NOPREV, O_FLIPUD, O_FLIPLR, O_MOSAIC, O_SCALEAUG, O_WARMUP, O_STOPAFTER
     };
     static const struct option opts[] = {
         {"scale", required_argument, NULL, 's'},     {"imgsz", required_argument, NULL, 'i'},
@@ -105,7 +105,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
         {"resume", required_argument, NULL, O_RESUME}, {"no-previews", no_argument, NULL, O_NOPREV},
         {"flipud", required_argument, NULL, O_FLIPUD}, {"fliplr", required_argument, NULL, O_FLIPLR},
         {"mosaic", required_argument, NULL, O_MOSAIC}, {"scale-aug", required_argument, NULL, O_SCALEAUG},
-        {"warmup-epochs", required_argument, NULL, O_WARMUP},
+        {"warmup-epochs", required_argument, NULL, O_WARMUP}, {"stop-after", required_argument, NULL, O_STOPAFTER},
         {0},
     };
     int rc = cli_getopt_help("train", argc, argv);
@@ -115,6 +115,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
     c.ws_dir = ctx->workspace;
     c.quiet = ctx->quiet;
     const char *resume_dir = NULL;
+    int64_t stop_after = 0;
     int o;
     while ((o = getopt_long(argc, argv, "s:i:b:e:t:o:S:", opts, NULL)) != -1) {
         int bad = 0;
@@ -165,6 +166,12 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
         case O_MOSAIC: bad = parse_float(optarg, 0, 1, &c.aug.mosaic); break;
         case O_SCALEAUG: bad = parse_float(optarg, 0, 0.95, &c.aug.scale); break;
         case O_WARMUP: bad = parse_float(optarg, 0, 1000, &c.warmup_epochs); break;
+        case O_STOPAFTER: {
+            int n = 0;
+            bad = parse_int(optarg, 1, 1 << 30, &n);
+            c.stop_after = stop_after = n;
+            break;
+        }
         default: return cli_usage_error("train", "bad option (see lupe train --help)");
         }
         if (bad) return cli_usage_error("train", "bad value '%s' for %s", optarg, argv[optind - 1]);
@@ -179,6 +186,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
         if (st) return cli_fail("train");
         c.resume = 1;
         c.out = resume_dir;
+        c.stop_after = stop_after;
         c.ws_dir = ctx->workspace;
     } else {
         if (optind != argc - 1)

@@ -154,7 +154,8 @@ static const cli_cmd commands[] = {
      "      --workers N          data loading threads (default 2)\n"
      "      --threads N          compute threads (default: all cores)\n"
      "      --precision P        auto (bf16 where the CPU has it), f32 or bf16\n"
-     "      --no-previews        do not draw validation previews\n"},
+     "      --no-previews        do not draw validation previews\n"
+     "      --stop-after N       stop as ^C does after N iterations (scripted tests of --resume)\n"},
     {"val", cmd_val, "evaluate a trained detector on a split",
      "usage: lupe val MODEL DATA [--split test|val|train] [options]\n"
      "\n"

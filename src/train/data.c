@@ -19,7 +19,8 @@ void trn_data_free(trn_data *d)
     lupe_free(d->classes);
     for (size_t i = 0; i < d->npaths; i++) lupe_free(d->paths[i]);
     lupe_free(d->paths);
-    for (int s = 0; s < 3; s++) lupe_free(d->split[s]);
+    for (int s = 0; s < 3; s++) /* a split may be borrowed from another (val = train) */
+        if (s == 0 || (d->split[s] != d->split[0] && (s < 2 || d->split[s] != d->split[1]))) lupe_free(d->split[s]);
     lupe_free(d->boxes);
     lupe_free(d->name);
     lupe_free(d);

@@ -451,6 +451,7 @@ static lupe_status train_epoch(run *r, trn_epoch_stats *es)
             (int)(eta > 0 ? eta : 0) / 60, (int)(eta > 0 ? eta : 0) % 60);
         /* Stop requests and the time budget are honoured between batches;
          * last.ckpt then holds everything to continue exactly. */
+        if (c->stop_after > 0 && r->ni >= c->stop_after) stop_flag = 1;
         if (stop_flag || (c->time_budget > 0 && elapsed(r) >= c->time_budget)) {
             r->out_of_time = !stop_flag;
             r->batch++;
@@ -564,6 +565,13 @@ lupe_status trn_train(const trn_cfg *c, trn_progress_fn progress, void *ud, trn_
         st = lupe_err(LUPE_EARG, "%s: %d training images, fewer than a batch of %d", r->data->name,
                       r->data->n[LUPE_SPLIT_TRAIN], c->batch);
         goto out;
+    }
+    if (r->data->n[LUPE_SPLIT_VAL] == 0 && !r->data->id[0]) {
+        /* A YOLO folder without a val/ split: validate on the training
+         * images (a measure of fit only), as the user was warned. */
+        say(r, 1, "note: %s has no val/ split; validating on the training images", r->data->name);
+        r->data->split[LUPE_SPLIT_VAL] = r->data->split[LUPE_SPLIT_TRAIN];
+        r->data->n[LUPE_SPLIT_VAL] = r->data->n[LUPE_SPLIT_TRAIN];
     }
     if (r->data->n[LUPE_SPLIT_VAL] == 0) {
         st = lupe_err(LUPE_EARG, "%s: no validation images (the val split is empty)", r->data->name);
