@@ -224,7 +224,9 @@ static synth_rect draw_scratch(const synth_scene *s, synth_canvas *cv, synth_rng
     float u = (float)synth__uniform(r);
     float len = g.sc * (20.f + 220.f * u * sqrtf(u));
     float th = (float)synth__range(r, 0, SYNTH_PI);
-    float bend1 = (float)(synth__gauss(r) * 0.07), bend2 = synth__chance(r, 0.7) ? bend1 : (float)(synth__gauss(r) * 0.07);
+    /* Straight or gently curved, now and then an S. */
+    float bs = synth__chance(r, 0.4) ? 0.015f : 0.05f;
+    float bend1 = (float)synth__gauss(r) * bs, bend2 = synth__chance(r, 0.8) ? bend1 : (float)synth__gauss(r) * bs;
     curve c = {{{0}}};
     for (int tries = 0;; tries++) {
         float cx, cy;
@@ -243,22 +245,43 @@ static synth_rect draw_scratch(const synth_scene *s, synth_canvas *cv, synth_rng
     }
     int n = curve_points(s, &c, len, xy, ts);
 
-    float r0 = g.sc * (synth__chance(r, 0.15) ? (float)synth__range(r, 1.6, 2.6) : (float)synth__range(r, 0.6, 1.6));
-    float taper = (float)synth__range(r, 0.04, 0.25);
-    float bead = (float)synth__range(r, 0.0, 0.7), bead_period = (float)synth__range(r, 2.5, 9.0) * g.sc;
+    /* The photos' scratches are 2 to 5 px wide, a string of glints. */
+    float r0 = g.sc * (synth__chance(r, 0.2) ? (float)synth__range(r, 1.8, 2.8) : (float)synth__range(r, 0.9, 1.9));
+    float taper = (float)synth__range(r, 0.04, 0.2);
+    float bead = (float)synth__range(r, 0.15, 0.75), bead_period = (float)synth__range(r, 2.0, 6.0) * g.sc;
     int dashed = synth__chance(r, 0.3);
     float dash_thr = (float)synth__range(r, -0.45, 0.05), dash_period = (float)synth__range(r, 5, 16) * g.sc;
-    uint32_t n1 = synth__seed32(r), n2 = synth__seed32(r), n3 = synth__seed32(r);
+    float jitter = (float)synth__range(r, 0.0, 0.5) * g.sc, halo = (float)synth__range(r, 0.0, 0.25);
+    uint32_t n1 = synth__seed32(r), n2 = synth__seed32(r), n3 = synth__seed32(r), n4 = synth__seed32(r);
     for (int i = 0; i < n; i++) {
         float t = ts[i], along = t * len;
         float e = synth__smooth(t / taper) * synth__smooth((1.f - t) / taper);
-        float bd = 1.f - bead * (0.5f + 0.5f * synth__vnoise1(along / bead_period, n1));
+        /* A string of glints: the brightness swings along the groove, and
+         * the peaks overshoot (the core saturates there). */
+        float glint = 0.5f + 0.5f * synth__vnoise1(along / bead_period, n1);
+        float bd = (1.f - bead) + bead * 1.5f * glint;
         float dash = dashed ? synth__smooth((synth__vnoise1(along / dash_period, n2) - dash_thr) / 0.12f) : 1.f;
         amp[i] = e * bd * dash;
         rad[i] = r0 * (1.f + 0.3f * synth__vnoise1(along / (6.f * g.sc), n3)) * (0.6f + 0.4f * e);
     }
+    /* The groove wanders a little sideways. */
+    for (int i = 1; i + 1 < n && jitter > 0; i++) {
+        float tx = xy[2 * i + 2] - xy[2 * i - 2], ty = xy[2 * i + 3] - xy[2 * i - 1];
+        float l = sqrtf(tx * tx + ty * ty);
+        if (l <= 0) continue;
+        float o = jitter * synth__vnoise1(ts[i] * len / (8.f * g.sc), n4) / l;
+        xy[2 * i] += -ty * o, xy[2 * i + 1] += tx * o;
+    }
     synth_stroke st = {xy, rad, amp, n};
-    synth_rect box = synth__stroke_draw(cv, &st);
+    synth_rect box = {0, 0, 0, 0};
+    if (halo > 0.03f) {
+        /* A faint glow around the groove, drawn first: the max keeps the core. */
+        float hrad[MAX_PTS], hamp[MAX_PTS];
+        for (int i = 0; i < n; i++) hrad[i] = rad[i] * 2.5f, hamp[i] = amp[i] * halo;
+        synth_stroke hs = {xy, hrad, hamp, n};
+        box = synth__stroke_draw(cv, &hs);
+    }
+    rect_union(&box, synth__stroke_draw(cv, &st));
     /* Sometimes a fainter twin beside part of it (two grains of grit). */
     if (synth__chance(r, 0.25)) {
         float off = (float)synth__range(r, 2.5, 5.0) * g.sc * (synth__chance(r, 0.5) ? 1.f : -1.f);
@@ -273,13 +296,15 @@ static synth_rect draw_scratch(const synth_scene *s, synth_canvas *cv, synth_rng
                      (0.6f + 0.4f * synth__vnoise1(t * len / bead_period, n1 ^ 0x9e37u));
             rad[i] = r0 * 0.7f;
         }
+        st.n = n;
         rect_union(&box, synth__stroke_draw(cv, &st));
     }
     float level = synth__scene_tag_level(s);
-    if (synth__chance(r, 0.85)) {
-        /* Bright: pulled towards a target grey well above the metal. */
-        float target = (float)synth__range(r, 165, 262);
-        if (target < level + 70) target = level + 70;
+    if (synth__chance(r, 0.9)) {
+        /* Bright: pulled towards a target grey well above the metal, often
+         * past white, so that the core saturates as in the photos. */
+        float target = (float)synth__range(r, 180, 300);
+        if (target < level + 80) target = level + 80;
         *a = target, *b = -1.f;
     } else {
         *a = 0.f, *b = -(float)synth__range(r, 0.35, 0.65); /* dark: a share of the grey removed */
@@ -430,6 +455,23 @@ void synth__faint_marks(const synth_scene *s, synth_canvas *cv, synth_rng *r)
         }
         synth_stroke st = {xy, rad, amp, n};
         synth__apply_base(cv, synth__stroke_draw(cv, &st), 0.f, -1.f);
+    }
+    /* Fine light scratches of wear: short, thin and faint, everywhere. */
+    int wear = synth__int(r, 0, 30);
+    for (int k = 0; k < wear; k++) {
+        float len = g.sc * (float)synth__range(r, 6, 60), th = (float)synth__range(r, 0, SYNTH_PI), x, y;
+        tag_point(&g, r, &x, &y);
+        float dx = (float)synth__cos(th), dy = (float)synth__sin(th);
+        curve c = make_curve(x - dx * len / 2, y - dy * len / 2, th, len, (float)(synth__gauss(r) * 0.1),
+                             (float)(synth__gauss(r) * 0.1));
+        int n = curve_points(s, &c, len, xy, ts);
+        float k0 = (float)synth__range(r, 0.05, 0.14), r0 = (float)synth__range(r, 0.5, 1.1) * g.sc;
+        for (int i = 0; i < n; i++) {
+            amp[i] = k0 * synth__smooth(ts[i] / 0.2f) * synth__smooth((1 - ts[i]) / 0.2f);
+            rad[i] = r0;
+        }
+        synth_stroke st = {xy, rad, amp, n};
+        synth__apply_base(cv, synth__stroke_draw(cv, &st), 255.f, -1.f);
     }
     /* Specks of dust or pits: a few pixels each, bright or dark. */
     int specks = synth__int(r, 0, 14);

@@ -33,6 +33,8 @@ struct synth_scene {
     float brush_amp, brush_amp2, brush_c, brush_s, brush_fu, brush_fv;
     uint32_t brush_seed, brush_seed2, mottle_seed;
     float mottle_amp, mottle_f;
+    float wear_amp, wear_f, wear_thr; /* lighter scuffed patches */
+    uint32_t wear_seed;
     float band_w, band_amp;       /* darker strip along the left edge (the plate's side) */
     float rim_amp, rim_w;         /* bright bevel along the outline */
     float hole_ring;              /* dark bevel around the hole */
@@ -206,10 +208,10 @@ lupe_status synth__scene_new(const synth_cfg *c, uint64_t seed, uint64_t index, 
 
     /* Layout in the scene: the tag fills most of the frame, as in the
      * photos, leaving room for the clamp at the top. */
-    s->tx0 = W * (float)synth__range(r, 0.03, 0.09);
-    s->tx1 = W * (1 - (float)synth__range(r, 0.02, 0.07));
-    s->ty0 = H * (float)synth__range(r, 0.06, 0.14);
-    s->ty1 = H * (1 - (float)synth__range(r, 0.03, 0.1));
+    s->tx0 = W * (float)synth__range(r, 0.035, 0.08);
+    s->tx1 = W * (1 - (float)synth__range(r, 0.03, 0.07));
+    s->ty0 = H * (float)synth__range(r, 0.07, 0.13);
+    s->ty1 = H * (1 - (float)synth__range(r, 0.04, 0.09));
     s->cr = sc * (float)synth__range(r, 5, 12);
     s->hr = sc * (float)synth__range(r, 7, 11);
     s->hx = s->tx0 + sc * (float)synth__range(r, 17, 30);
@@ -217,7 +219,7 @@ lupe_status synth__scene_new(const synth_cfg *c, uint64_t seed, uint64_t index, 
     s->hole_ring = (float)synth__range(r, 0, 40);
 
     /* Light: the metal reads 65-115 in the photos, nearly flat. */
-    s->level = (float)synth__range(r, 66, 112);
+    s->level = (float)synth__range(r, 72, 115);
     s->gx = (float)synth__range(r, -12, 12) / W;
     s->gy = (float)synth__range(r, -10, 10) / H;
     s->vig = (float)synth__range(r, 0, 10);
@@ -239,11 +241,15 @@ lupe_status synth__scene_new(const synth_cfg *c, uint64_t seed, uint64_t index, 
     s->brush_c = (float)synth__cos(ba), s->brush_s = (float)synth__sin(ba);
     s->brush_fu = 1.f / (sc * (float)synth__range(r, 25, 90));
     s->brush_fv = 1.f / (sc * (float)synth__range(r, 0.8, 2.0));
-    s->brush_amp = (float)synth__range(r, 0.5, 4.0);
+    s->brush_amp = (float)synth__range(r, 0.5, 3.0);
     s->brush_amp2 = (float)synth__range(r, 0.0, 2.5);
     s->brush_seed = synth__seed32(r), s->brush_seed2 = synth__seed32(r), s->mottle_seed = synth__seed32(r);
     s->mottle_amp = (float)synth__range(r, 0.5, 5);
     s->mottle_f = 1.f / (sc * (float)synth__range(r, 30, 90));
+    s->wear_amp = (float)synth__range(r, 0, 14);
+    s->wear_f = 1.f / (sc * (float)synth__range(r, 8, 30));
+    s->wear_thr = (float)synth__range(r, 0.3, 0.6);
+    s->wear_seed = synth__seed32(r);
     if (synth__chance(r, 0.75)) {
         s->band_w = sc * (float)synth__range(r, 3, 10);
         s->band_amp = (float)synth__range(r, 8, 35);
@@ -270,15 +276,15 @@ lupe_status synth__scene_new(const synth_cfg *c, uint64_t seed, uint64_t index, 
     /* The camera: the scene's corners go to the image's, turned, scaled and
      * shifted a little, each corner nudged on its own for perspective; a
      * third of the tags hang the other way up (hole at the bottom right). */
-    double th = synth__gauss(r) * 0.025, scale = synth__range(r, 0.95, 1.04);
-    double tx = synth__range(r, -0.025, 0.025) * W, ty = synth__range(r, -0.025, 0.025) * H;
+    double th = synth__gauss(r) * 0.012, scale = synth__range(r, 0.96, 1.03);
+    double tx = synth__range(r, -0.015, 0.015) * W, ty = synth__range(r, -0.015, 0.015) * H;
     int flip = synth__chance(r, 0.3);
     double src[4][2] = {{0, 0}, {W, 0}, {W, H}, {0, H}}, dst[4][2];
     double ct = synth__cos(th + (flip ? SYNTH_PI : 0)), st = synth__sin(th + (flip ? SYNTH_PI : 0));
     for (int i = 0; i < 4; i++) {
         double dx = (src[i][0] - W / 2) * scale, dy = (src[i][1] - H / 2) * scale;
-        dst[i][0] = W / 2 + ct * dx - st * dy + tx + synth__range(r, -0.012, 0.012) * W;
-        dst[i][1] = H / 2 + st * dx + ct * dy + ty + synth__range(r, -0.012, 0.012) * H;
+        dst[i][0] = W / 2 + ct * dx - st * dy + tx + synth__range(r, -0.006, 0.006) * W;
+        dst[i][1] = H / 2 + st * dx + ct * dy + ty + synth__range(r, -0.006, 0.006) * H;
     }
     lupe_status stt = LUPE_OK;
     if (homography(src, dst, s->fwd) || invert3(s->fwd, s->inv)) {
@@ -362,6 +368,10 @@ static float metal(const synth_scene *s, float X, float Y, float sd, float dh)
     v += s->brush_amp * synth__vnoise(u * s->brush_fu, w * s->brush_fv, s->brush_seed);
     v += s->brush_amp2 * synth__vnoise(u * s->brush_fu * 4.f, w * s->brush_fv * 0.5f, s->brush_seed2);
     v += s->mottle_amp * synth__vnoise(X * s->mottle_f, Y * s->mottle_f, s->mottle_seed);
+    if (s->wear_amp > 0) {
+        float n = synth__vnoise(X * s->wear_f, Y * s->wear_f, s->wear_seed) - s->wear_thr;
+        if (n > 0) v += s->wear_amp * n / (1.f - s->wear_thr);
+    }
     if (s->band_amp > 0) v -= s->band_amp * (1.f - synth__smooth((X - s->tx0) / s->band_w));
     v += s->rim_amp * (1.f - synth__smooth(-sd / s->rim_w));
     if (s->hole_ring > 0) v -= s->hole_ring * (1.f - synth__smooth(dh / (2.f * s->sc)));
