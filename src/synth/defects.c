@@ -80,7 +80,7 @@ void synth__tmp_clear(synth_canvas *cv, synth_rect r)
 int synth__merge_ok(const synth_canvas *cv, int k, synth_rect r, float a, float b)
 {
     int steal[SYNTH_MAX_DEFECTS] = {0};
-    int fp = 0, mine = 0;
+    int fp = 0, mine = 0, strong = 0;
     for (int y = r.y0; y < r.y1; y++) {
         for (int x = r.x0; x < r.x1; x++) {
             size_t i = (size_t)y * cv->w + x;
@@ -91,11 +91,13 @@ int synth__merge_ok(const synth_canvas *cv, int k, synth_rect r, float a, float 
             fp++;
             if (d > cv->mag[i]) {
                 mine++;
+                strong += d >= 12.f;
                 if (cv->own[i] != SYNTH_NO_OWNER) steal[cv->own[i]]++;
             }
         }
     }
-    if (fp < 6 || 2 * mine < fp) return 0;
+    /* Plainly visible: a dozen pixels changed by 12 levels or more. */
+    if (strong < 12 || 2 * mine < fp) return 0;
     for (int j = 0; j < k; j++)
         if (2 * (cv->owned[j] - steal[j]) < cv->footprint[j]) return 0;
     return 1;
@@ -219,10 +221,11 @@ static synth_rect draw_scratch(const synth_scene *s, synth_canvas *cv, synth_rng
 {
     region g = tag_region(s);
     float xy[2 * MAX_PTS], rad[MAX_PTS], amp[MAX_PTS], ts[MAX_PTS];
-    /* Lengths as in the photos' boxes: 20 to 240 px at 450x300, median
-     * near 100; the centre of the curve, not its start, is placed. */
+    /* Lengths for boxes like the photos' (sides 11 to 250 px at 450x300,
+     * median near 80): 25 to 240 px before the taper and before long ones
+     * are shortened to fit. The centre of the curve is placed. */
     float u = (float)synth__uniform(r);
-    float len = g.sc * (20.f + 220.f * u * sqrtf(u));
+    float len = g.sc * (25.f + 215.f * (float)synth__pow(u, 0.8));
     float th = (float)synth__range(r, 0, SYNTH_PI);
     /* Straight or gently curved, now and then an S. */
     float bs = synth__chance(r, 0.4) ? 0.015f : 0.05f;
@@ -240,7 +243,7 @@ static synth_rect draw_scratch(const synth_scene *s, synth_canvas *cv, synth_rng
             ok = inside(x, y, g.x0, g.y0, g.x1, g.y1) && clear_of_hole(&g, x, y);
         }
         if (ok) break;
-        if (tries > 12) len *= 0.85f; /* a long one that will not fit: shorten it */
+        if (tries > 12 && len > 30 * g.sc) len *= 0.9f; /* a long one that will not fit: shorten it */
         if (tries > 40) break;
     }
     int n = curve_points(s, &c, len, xy, ts);
@@ -314,15 +317,26 @@ static synth_rect draw_scratch(const synth_scene *s, synth_canvas *cv, synth_rng
 
 /* ---- dents and stains ------------------------------------------------------ */
 
-static synth_rect draw_dent(const synth_scene *s, synth_canvas *cv, synth_rng *r, float *a, float *b)
+/* A point for a round defect of radius R, the whole of it on the tag. */
+static void blob_point(const synth_scene *s, synth_rng *r, float R, float *cx, float *cy)
 {
     region g = tag_region(s);
     float X, Y;
-    do tag_point(&g, r, &X, &Y);
-    while (!clear_of_hole(&g, X, Y));
-    float cx, cy;
-    synth__scene_map(s, X, Y, &cx, &cy);
-    float R = g.sc * (float)synth__range(r, 4, 13), e = (float)synth__range(r, 0.55, 1.0);
+    g.x0 += R, g.y0 += R, g.x1 -= R, g.y1 -= R, g.hr += R;
+    if (g.x1 < g.x0) g.x0 = g.x1 = (g.x0 + g.x1) / 2; /* a small tag: as central as it gets */
+    if (g.y1 < g.y0) g.y0 = g.y1 = (g.y0 + g.y1) / 2;
+    for (int tries = 0; tries < 50; tries++) {
+        tag_point(&g, r, &X, &Y);
+        if (clear_of_hole(&g, X, Y)) break;
+    }
+    synth__scene_map(s, X, Y, cx, cy);
+}
+
+static synth_rect draw_dent(const synth_scene *s, synth_canvas *cv, synth_rng *r, float *a, float *b)
+{
+    float sc = synth__scene_scale(s), cx, cy;
+    float R = sc * (float)synth__range(r, 3.5, 11), e = (float)synth__range(r, 0.55, 1.0);
+    blob_point(s, r, 2 * R, &cx, &cy);
     float phi = (float)synth__range(r, 0, SYNTH_PI), lam = (float)synth__range(r, 0, 2 * SYNTH_PI);
     float k = (float)synth__range(r, 18, 40);
     float cp = (float)synth__cos(phi), sp = (float)synth__sin(phi), lx = (float)synth__cos(lam), ly = (float)synth__sin(lam);
@@ -339,7 +353,7 @@ static synth_rect draw_dent(const synth_scene *s, synth_canvas *cv, synth_rng *r
             float w = 1.f - q, gq = -3.f * w * w * 0.5f;
             float gx = gq * (u * cp / R - v * sp / (R * e)), gy = gq * (u * sp / R + v * cp / (R * e));
             float shade = -(gx * lx + gy * ly) * R;
-            float val = k * shade - 0.25f * k * w * w * w;
+            float val = k * 1.6f * shade - 0.12f * k * w * w * w;
             if (val != 0) cv->tmp[(size_t)y * cv->w + x] = val;
         }
     }
@@ -349,13 +363,9 @@ static synth_rect draw_dent(const synth_scene *s, synth_canvas *cv, synth_rng *r
 
 static synth_rect draw_stain(const synth_scene *s, synth_canvas *cv, synth_rng *r, float *a, float *b)
 {
-    region g = tag_region(s);
-    float X, Y;
-    do tag_point(&g, r, &X, &Y);
-    while (!clear_of_hole(&g, X, Y));
-    float cx, cy;
-    synth__scene_map(s, X, Y, &cx, &cy);
-    float R = g.sc * (float)synth__range(r, 7, 26), e = (float)synth__range(r, 0.5, 1.0);
+    float sc = synth__scene_scale(s), cx, cy;
+    float R = sc * (float)synth__range(r, 7, 26), e = (float)synth__range(r, 0.5, 1.0);
+    blob_point(s, r, 1.3f * R, &cx, &cy);
     float phi = (float)synth__range(r, 0, SYNTH_PI), ring = synth__chance(r, 0.5) ? (float)synth__range(r, 0.3, 0.8) : 0.f;
     float cp = (float)synth__cos(phi), sp = (float)synth__sin(phi);
     uint32_t n1 = synth__seed32(r), n2 = synth__seed32(r);
@@ -391,10 +401,10 @@ int synth__plant(const synth_cfg *c, const synth_scene *s, synth_canvas *cv, syn
     int n = 0;
     if (!synth__chance(r, c->empty_fraction)) {
         /* Fewer defects are likelier (the photos: mostly one to three):
-         * u^1.5 puts 40% of the images on the smallest count of 1..5. */
+         * the smaller of two uniforms gives 1..5 with 36, 28, 20, 12 and 4%. */
         int span = c->max_defects - c->min_defects + 1;
-        double u = synth__uniform(r);
-        n = c->min_defects + (int)(span * u * sqrt(u));
+        double u = synth__uniform(r), v = synth__uniform(r);
+        n = c->min_defects + (int)(span * (u < v ? u : v));
         if (n > c->max_defects) n = c->max_defects;
     }
     if (n > SYNTH_MAX_DEFECTS) n = SYNTH_MAX_DEFECTS;

@@ -96,6 +96,27 @@ double synth__exp(double x)
     return ldexp(sum, (int)k);
 }
 
+double synth__log(double x)
+{
+    if (!(x > 0)) return -1e300;
+    /* x = m 2^e with m in [sqrt(1/2), sqrt(2)); ln m = 2 atanh(z), z =
+     * (m-1)/(m+1), |z| < 0.172, by its series to z^31 (error below 1e-17). */
+    int e;
+    double m = frexp(x, &e);
+    if (m < 0.7071067811865476) m *= 2, e--;
+    double z = (m - 1) / (m + 1), z2 = z * z, term = z, sum = z;
+    for (int k = 3; k <= 31; k += 2) {
+        term *= z2;
+        sum += term / k;
+    }
+    return 2 * sum + e * 0.6931471805599453;
+}
+
+double synth__pow(double x, double p)
+{
+    return x > 0 ? synth__exp(p * synth__log(x)) : 0;
+}
+
 /* sin and cos on [-pi/4, pi/4] by their series (error below 1e-16). */
 static double sin_small(double x)
 {

@@ -35,6 +35,8 @@ uint32_t synth__seed32(synth_rng *r);
 
 /* Deterministic elementary functions (plain arithmetic, no libm). */
 double synth__exp(double x);
+double synth__log(double x);          /* x > 0 */
+double synth__pow(double x, double p); /* x >= 0 */
 double synth__sin(double x);
 double synth__cos(double x);
 #define SYNTH_PI 3.14159265358979323846
@@ -101,9 +103,10 @@ void synth__merge(synth_canvas *cv, int k, synth_rect r, float a, float b);
 /* The same change applied to the base image g instead (marks that are not
  * defects: faint lines, specks); clears tmp. */
 void synth__apply_base(synth_canvas *cv, synth_rect r, float a, float b);
-/* How defect k would fare if merged now: 1 when it would own at least half
- * of its own footprint and leave every earlier defect at least half of
- * its footprint, so that no defect ends up hidden under another. */
+/* How defect k would fare if merged now: 1 when it is plainly visible
+ * (a dozen pixels changed by 12 levels or more), would own at least half
+ * of its own footprint and would leave every earlier defect at least half
+ * of its footprint, so that no defect ends up hidden under another. */
 int synth__merge_ok(const synth_canvas *cv, int k, synth_rect r, float a, float b);
 void synth__tmp_clear(synth_canvas *cv, synth_rect r);
 
