@@ -233,7 +233,7 @@ lupe_status synth__scene_new(const synth_cfg *c, uint64_t seed, uint64_t index, 
     if (synth__chance(r, 0.25)) {
         s->glare_x = W * (float)synth__range(r, 0.15, 0.85), s->glare_y = H * (float)synth__range(r, 0.2, 0.8);
         s->glare_r = sc * (float)synth__range(r, 30, 110);
-        s->glare_amp = (float)synth__range(r, 5, 30);
+        s->glare_amp = (float)synth__range(r, 4, 16);
     }
     /* Brushing: streaks along one direction (near horizontal or vertical),
      * long along it and a pixel or two across. */
@@ -246,7 +246,7 @@ lupe_status synth__scene_new(const synth_cfg *c, uint64_t seed, uint64_t index, 
     s->brush_seed = synth__seed32(r), s->brush_seed2 = synth__seed32(r), s->mottle_seed = synth__seed32(r);
     s->mottle_amp = (float)synth__range(r, 0.5, 5);
     s->mottle_f = 1.f / (sc * (float)synth__range(r, 30, 90));
-    s->wear_amp = synth__chance(r, 0.6) ? (float)synth__range(r, 0, 9) : 0.f;
+    s->wear_amp = synth__chance(r, 0.6) ? (float)synth__range(r, 0, 6) : 0.f;
     s->wear_f = 1.f / (sc * (float)synth__range(r, 8, 30));
     s->wear_thr = (float)synth__range(r, 0.3, 0.6);
     s->wear_seed = synth__seed32(r);
