@@ -221,12 +221,13 @@ static synth_rect draw_scratch(const synth_scene *s, synth_canvas *cv, synth_rng
 {
     region g = tag_region(s);
     float xy[2 * MAX_PTS], rad[MAX_PTS], amp[MAX_PTS], ts[MAX_PTS];
-    /* Lengths for boxes like the photos' (sides 11 to 250 px at 450x300,
-     * median near 80): 25 to 240 px before the taper and before long ones
-     * are shortened to fit. The centre of the curve is placed. */
+    /* Lengths for boxes like the photos' (sides 11 to 256 px at 450x300,
+     * median 80): 30 to 280 px, steep ones shorter, before the taper and
+     * before long ones are shortened to fit. The centre is placed. */
     float u = (float)synth__uniform(r);
-    float len = g.sc * (25.f + 215.f * (float)synth__pow(u, 0.8));
+    float len = g.sc * (30.f + 250.f * (float)synth__pow(u, 0.8));
     float th = (float)synth__range(r, 0, SYNTH_PI);
+    len *= 1.f - 0.3f * (float)synth__sin(th); /* steep ones are shorter, as in the photos */
     /* Straight or gently curved, now and then an S. */
     float bs = synth__chance(r, 0.4) ? 0.015f : 0.05f;
     float bend1 = (float)synth__gauss(r) * bs, bend2 = synth__chance(r, 0.8) ? bend1 : (float)synth__gauss(r) * bs;
