@@ -11,7 +11,8 @@
  *     c.classes = 1 << SYNTH_SCRATCH | 1 << SYNTH_DENT;
  *     lupe_img *im = NULL; det_box b[8]; int n = 0;
  *     if (synth_tag(&c, 42, 7, &im, b, 8, &n)) die(lupe_errmsg());
- *     for (int i = 0; i < n; i++) printf("%s %g %g %g %g\n", synth_class_name(b[i].cls), b[i].x1, b[i].y1, b[i].x2, b[i].y2);
+ *     for (int i = 0; i < n; i++)
+ *         printf("%s %g %g %g %g\n", synth_class_name(b[i].cls), b[i].x1, b[i].y1, b[i].x2, b[i].y2);
  *     lupe_img_free(im);
  */
 #ifndef LUPE_SYNTH_H

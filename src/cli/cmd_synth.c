@@ -368,7 +368,8 @@ int cmd_synth(cli_ctx *ctx, int argc, char **argv)
         }
         case 'o': a.out = optarg; break;
         case 's':
-            if (parse_u64(optarg, &a.seed)) return cli_usage_error("synth", "--seed expects a number, got '%s'", optarg);
+            if (parse_u64(optarg, &a.seed))
+                return cli_usage_error("synth", "--seed expects a number, got '%s'", optarg);
             break;
         case 'F':
             if (parse_u64(optarg, &a.first) || a.first > UINT64_MAX - (uint64_t)MAX_COUNT)
@@ -406,7 +407,8 @@ int cmd_synth(cli_ctx *ctx, int argc, char **argv)
                 return cli_usage_error("synth", "--quality expects a number from 50 to 100, got '%s'", optarg);
             break;
         case 'f':
-            if (strcmp(optarg, "yolo") != 0) return cli_usage_error("synth", "--format: only yolo is written, not '%s'", optarg);
+            if (strcmp(optarg, "yolo") != 0)
+                return cli_usage_error("synth", "--format: only yolo is written, not '%s'", optarg);
             break;
         case 'm': a.montage = optarg; break;
         case 'R': a.real = optarg; break;

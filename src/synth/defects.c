@@ -74,7 +74,8 @@ synth_rect synth__stroke_draw(synth_canvas *cv, const synth_stroke *s)
 
 void synth__tmp_clear(synth_canvas *cv, synth_rect r)
 {
-    for (int y = r.y0; y < r.y1; y++) memset(cv->tmp + (size_t)y * cv->w + r.x0, 0, (size_t)(r.x1 - r.x0) * sizeof(float));
+    for (int y = r.y0; y < r.y1; y++)
+        memset(cv->tmp + (size_t)y * cv->w + r.x0, 0, (size_t)(r.x1 - r.x0) * sizeof(float));
 }
 
 int synth__merge_ok(const synth_canvas *cv, int k, synth_rect r, float a, float b)
@@ -288,8 +289,10 @@ static synth_rect draw_scratch(const synth_scene *s, synth_canvas *cv, synth_rng
     rect_union(&box, synth__stroke_draw(cv, &st));
     /* Sometimes a fainter twin beside part of it (two grains of grit). */
     if (synth__chance(r, 0.25)) {
-        float off = (float)synth__range(r, 2.5, 5.0) * g.sc * (synth__chance(r, 0.5) ? 1.f : -1.f);
-        float t0 = (float)synth__range(r, 0.0, 0.5), t1 = t0 + (float)synth__range(r, 0.2, 0.5), k = (float)synth__range(r, 0.3, 0.7);
+        float off = (float)synth__range(r, 2.5, 5.0) * g.sc;
+        if (synth__chance(r, 0.5)) off = -off;
+        float t0 = (float)synth__range(r, 0.0, 0.5), t1 = t0 + (float)synth__range(r, 0.2, 0.5);
+        float k = (float)synth__range(r, 0.3, 0.7);
         float dx = (float)synth__cos(th + SYNTH_PI / 2) * off, dy = (float)synth__sin(th + SYNTH_PI / 2) * off;
         curve c2 = c;
         for (int j = 0; j < 4; j++) c2.p[j][0] += dx, c2.p[j][1] += dy;
@@ -340,7 +343,8 @@ static synth_rect draw_dent(const synth_scene *s, synth_canvas *cv, synth_rng *r
     blob_point(s, r, 2 * R, &cx, &cy);
     float phi = (float)synth__range(r, 0, SYNTH_PI), lam = (float)synth__range(r, 0, 2 * SYNTH_PI);
     float k = (float)synth__range(r, 18, 40);
-    float cp = (float)synth__cos(phi), sp = (float)synth__sin(phi), lx = (float)synth__cos(lam), ly = (float)synth__sin(lam);
+    float cp = (float)synth__cos(phi), sp = (float)synth__sin(phi);
+    float lx = (float)synth__cos(lam), ly = (float)synth__sin(lam);
     synth_rect box = rect_clip(cv, cx - 2 * R - 1, cy - 2 * R - 1, cx + 2 * R + 2, cy + 2 * R + 2);
     for (int y = box.y0; y < box.y1; y++) {
         for (int x = box.x0; x < box.x1; x++) {
@@ -367,7 +371,8 @@ static synth_rect draw_stain(const synth_scene *s, synth_canvas *cv, synth_rng *
     float sc = synth__scene_scale(s), cx, cy;
     float R = sc * (float)synth__range(r, 7, 26), e = (float)synth__range(r, 0.5, 1.0);
     blob_point(s, r, 1.3f * R, &cx, &cy);
-    float phi = (float)synth__range(r, 0, SYNTH_PI), ring = synth__chance(r, 0.5) ? (float)synth__range(r, 0.3, 0.8) : 0.f;
+    float phi = (float)synth__range(r, 0, SYNTH_PI);
+    float ring = synth__chance(r, 0.5) ? (float)synth__range(r, 0.3, 0.8) : 0.f;
     float cp = (float)synth__cos(phi), sp = (float)synth__sin(phi);
     uint32_t n1 = synth__seed32(r), n2 = synth__seed32(r);
     float m = 1.5f * R + 2;
@@ -453,8 +458,8 @@ void synth__faint_marks(const synth_scene *s, synth_canvas *cv, synth_rng *r)
         float len = g.sc * (float)synth__range(r, 30, 320), th = (float)synth__range(r, 0, SYNTH_PI), x, y;
         tag_point(&g, r, &x, &y);
         float dx = (float)synth__cos(th), dy = (float)synth__sin(th);
-        curve c = make_curve(x - dx * len / 2, y - dy * len / 2, th, len, (float)(synth__gauss(r) * 0.05),
-                             (float)(synth__gauss(r) * 0.05));
+        float b1 = (float)(synth__gauss(r) * 0.05), b2 = (float)(synth__gauss(r) * 0.05);
+        curve c = make_curve(x - dx * len / 2, y - dy * len / 2, th, len, b1, b2);
         int n = curve_points(s, &c, len, xy, ts);
         float k0 = (float)synth__range(r, 0.08, 0.25), r0 = (float)synth__range(r, 0.5, 1.0) * g.sc;
         uint32_t ns = synth__seed32(r);
@@ -473,8 +478,8 @@ void synth__faint_marks(const synth_scene *s, synth_canvas *cv, synth_rng *r)
         float len = g.sc * (float)synth__range(r, 6, 60), th = (float)synth__range(r, 0, SYNTH_PI), x, y;
         tag_point(&g, r, &x, &y);
         float dx = (float)synth__cos(th), dy = (float)synth__sin(th);
-        curve c = make_curve(x - dx * len / 2, y - dy * len / 2, th, len, (float)(synth__gauss(r) * 0.1),
-                             (float)(synth__gauss(r) * 0.1));
+        float b1 = (float)(synth__gauss(r) * 0.1), b2 = (float)(synth__gauss(r) * 0.1);
+        curve c = make_curve(x - dx * len / 2, y - dy * len / 2, th, len, b1, b2);
         int n = curve_points(s, &c, len, xy, ts);
         float k0 = (float)synth__range(r, 0.05, 0.14), r0 = (float)synth__range(r, 0.5, 1.1) * g.sc;
         for (int i = 0; i < n; i++) {

@@ -70,8 +70,10 @@ int synth__chance(synth_rng *r, double p)
 double synth__gauss(synth_rng *r)
 {
     /* Irwin-Hall with four terms: variance 1/3 before scaling; close enough
-     * to a normal for jitter, and free of log and cos. */
-    double s = synth__uniform(r) + synth__uniform(r) + synth__uniform(r) + synth__uniform(r);
+     * to a normal for jitter, and free of log and cos. One draw per
+     * statement (see the header). */
+    double s = 0;
+    for (int i = 0; i < 4; i++) s += synth__uniform(r);
     return (s - 2.0) * 1.7320508075688772;
 }
 

@@ -10,12 +10,27 @@
 
 #include "lupe/synth.h"
 
+/* Same bytes everywhere also means no fused multiply-adds: a*b+c rounded
+ * once gives other bits than rounded twice. GCC in ISO C mode (the
+ * Makefile's -std=c11) does not fuse, in GNU mode it does; clang fuses
+ * within an expression. Both are told not to in every file that includes
+ * this (checked: GCC -O0..-O3 and clang, with and without FMA, agree). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__) && !defined(__STRICT_ANSI__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 /* ---- random streams and noise (noise.c) ---------------------------------
  * xoshiro256** seeded through splitmix64 from (seed, index, stream), so
  * every image and every purpose within it has its own stream and the
  * images of a seed can be made in any order. Nothing here calls libm's
  * transcendental functions: their last bits differ between C libraries,
- * and the generator promises the same bytes everywhere. */
+ * and the generator promises the same bytes everywhere. For the same
+ * reason a stream is drawn from at most once per expression (or in
+ * operands C sequences: ?:, &&, the comma operator, separate
+ * declarators): the order of calls within `f(a(r), b(r))` or
+ * `a(r) * b(r)` is the compiler's choice. */
 typedef struct synth_rng {
     uint64_t s[4];
 } synth_rng;

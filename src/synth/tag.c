@@ -226,7 +226,8 @@ lupe_status synth__scene_new(const synth_cfg *c, uint64_t seed, uint64_t index, 
     if (synth__chance(r, 0.5)) {
         double a = synth__range(r, 0, SYNTH_PI);
         s->spec_nx = (float)synth__cos(a), s->spec_ny = (float)synth__sin(a);
-        s->spec_c = s->spec_nx * W * (float)synth__range(r, 0.1, 0.9) + s->spec_ny * H * (float)synth__range(r, 0.1, 0.9);
+        float px = W * (float)synth__range(r, 0.1, 0.9), py = H * (float)synth__range(r, 0.1, 0.9);
+        s->spec_c = s->spec_nx * px + s->spec_ny * py;
         s->spec_w = sc * (float)synth__range(r, 25, 120);
         s->spec_amp = (float)synth__range(r, 4, 26);
     }
@@ -237,7 +238,8 @@ lupe_status synth__scene_new(const synth_cfg *c, uint64_t seed, uint64_t index, 
     }
     /* Brushing: streaks along one direction (near horizontal or vertical),
      * long along it and a pixel or two across. */
-    double ba = (synth__chance(r, 0.7) ? 0 : SYNTH_PI / 2) + synth__gauss(r) * 0.03;
+    double ba = synth__chance(r, 0.7) ? 0 : SYNTH_PI / 2;
+    ba += synth__gauss(r) * 0.03;
     s->brush_c = (float)synth__cos(ba), s->brush_s = (float)synth__sin(ba);
     s->brush_fu = 1.f / (sc * (float)synth__range(r, 25, 90));
     s->brush_fv = 1.f / (sc * (float)synth__range(r, 0.8, 2.0));

@@ -38,10 +38,12 @@ check "nothing written on usage errors" test ! -e "$T/x"
 # A set with every class.
 out=$(lupe synth --count 12 --out "$T/a" --seed 7 --classes scratch,dent,stain --max 4 --montage "$T/m.png"); rc=$?
 expect_eq "synth exits 0" 0 "$rc"
-expect_match "summary" "^synth: 12 images in .*: [0-9]+ scratch, [0-9]+ dent, [0-9]+ stain boxes, [0-9]+ without defects -> " "$out"
+expect_match "summary" \
+    "^synth: 12 images in .*: [0-9]+ scratch, [0-9]+ dent, [0-9]+ stain boxes, [0-9]+ without defects -> " "$out"
 expect_eq "12 images" 12 "$(ls "$T/a/images" | grep -c '^synth-7-0000[01][0-9]\.jpg$')"
 expect_eq "12 label files" 12 "$(ls "$T/a/labels" | grep -c '\.txt$')"
-expect_eq "classes.txt names the three classes in id order" "scratch dent stain" "$(tr '\n' ' ' <"$T/a/classes.txt" | sed 's/ $//')"
+expect_eq "classes.txt names the three classes in id order" "scratch dent stain" \
+    "$(tr '\n' ' ' <"$T/a/classes.txt" | sed 's/ $//')"
 expect_match "data.yaml" "nc: 3" "$(cat "$T/a/data.yaml")"
 check "no staging folder left" test ! -e "$T/a.staging"
 check "no partial folder left" test ! -e "$T/a.partial"
@@ -49,7 +51,8 @@ boxes=$(cat "$T/a/labels"/*.txt | wc -l)
 summed=$(($(printf '%s\n' "$out" | sed -E 's/.*: ([0-9]+) scratch, ([0-9]+) dent, ([0-9]+) stain.*/\1+\2+\3/')))
 expect_eq "label lines are the summary's boxes" "$summed" "$boxes"
 check "some boxes" test "$boxes" -gt 5
-bad=$(awk 'NF != 5 || $1 !~ /^[012]$/ || $2 <= 0 || $2 >= 1 || $3 <= 0 || $3 >= 1 || $4 <= 0 || $4 > 1 || $5 <= 0 || $5 > 1' "$T/a/labels"/*.txt | wc -l)
+bad=$(awk 'NF != 5 || $1 !~ /^[012]$/ || $2 <= 0 || $2 >= 1 || $3 <= 0 || $3 >= 1 ||
+          $4 <= 0 || $4 > 1 || $5 <= 0 || $5 > 1' "$T/a/labels"/*.txt | wc -l)
 expect_eq "every label line is class cx cy w h inside the image" 0 "$bad"
 expect_eq "montage is a PNG" "89504e47" "$(head -c 4 "$T/m.png" | od -An -tx1 | tr -d ' \n')"
 expect_eq "jpeg images" "ffd8ff" "$(head -c 3 "$T/a/images/synth-7-000000.jpg" | od -An -tx1 | tr -d ' \n')"
