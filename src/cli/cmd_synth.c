@@ -90,13 +90,15 @@ static lupe_status write_file(const char *path, const void *data, size_t len)
     return st;
 }
 
-/* Removes a flat folder of files (the staging folder) and the folder. */
-static void remove_flat(const char *dir)
+/* Removes the staging folder: the images this command names (synth-*.jpg),
+ * then the folder if that emptied it; anything else in it is left alone. */
+static void remove_staging(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d) return;
     for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, "synth-", 6) != 0 || n < 10 || strcmp(e->d_name + n - 4, ".jpg") != 0) continue;
         char *p = lupe_path_join(dir, e->d_name);
         if (p) unlink(p);
         lupe_free(p);
@@ -213,7 +215,7 @@ out:
 
 /* ---- the command ----------------------------------------------------------------- */
 
-static int generate(const synth_args *a)
+static int generate(const synth_args *a, lupe_ws *ws)
 {
     lupe_status st = LUPE_OK;
     lupe_fmt_doc *doc = NULL;
@@ -222,7 +224,7 @@ static int generate(const synth_args *a)
     char *staging = NULL, *name = NULL, *path = NULL;
     montage m = {0};
     det_box *boxes = NULL;
-    int made_staging = 0, maxcls = 0;
+    int made_staging = 0, maxcls = 0, partial = 0;
     long counts[SYNTH_NCLASSES] = {0}, empty = 0;
     struct stat sb;
     cli_progress bar = {0};
@@ -240,7 +242,7 @@ static int generate(const synth_args *a)
         st = LUPE_ENOMEM;
         goto out;
     }
-    remove_flat(staging);
+    remove_staging(staging);
     if ((st = lupe_mkdirs(staging))) goto out;
     made_staging = 1;
     for (int k = 0; k < SYNTH_NCLASSES; k++)
@@ -284,7 +286,7 @@ static int generate(const synth_args *a)
         }
         if (nb == 0) empty++;
         if (m.im) {
-            /* A comparison shows the synthetic tags bare, two per row pair. */
+            /* A comparison shows the first 8 synthetic tags bare, in rows 0 and 2. */
             if (a->real && i < 2 * MONTAGE_COLS) {
                 int slot = (int)(i / MONTAGE_COLS * 2) * MONTAGE_COLS + (int)(i % MONTAGE_COLS);
                 if ((st = montage_put(&m, slot, im, NULL, 0, "synthetic"))) goto out;
@@ -305,9 +307,23 @@ static int generate(const synth_args *a)
     }
     printf("synth: %ld images in %.1fs (%.0f/s): %ld scratch, %ld dent, %ld stain boxes, %ld without defects -> %s\n",
            a->count, gen_s, gen_s > 0 ? (double)a->count / gen_s : 0.0, counts[0], counts[1], counts[2], empty, a->out);
+    if (ws) {
+        lupe_import_opts o = lupe_import_default_opts();
+        o.format = LUPE_FMT_YOLO;
+        o.path = a->out;
+        if (a->labelset) o.labelset = a->labelset;
+        o.add_classes = 1; /* the user asked for these classes */
+        o.source = "synth";
+        o.author = "synth";
+        lupe_import_summary s;
+        if ((st = lupe_label_import(ws, &o, &s))) goto out;
+        printf("synth: imported %zu images (%zu stored, %zu duplicate), %zu labeled with %zu boxes\n", s.items,
+               s.ingest.stored, s.ingest.duplicate, s.labeled, s.boxes);
+        if (s.skipped || s.ingest.rejected) partial = 1;
+    }
 out:
     cli_progress_end(&bar);
-    if (made_staging) remove_flat(staging);
+    if (made_staging) remove_staging(staging);
     lupe_img_free(m.im);
     lupe_img_free(im);
     lupe_free(jpg);
@@ -316,27 +332,7 @@ out:
     lupe_free(staging);
     lupe_free(boxes);
     lupe_fmt_doc_free(doc);
-    return st ? cli_fail("synth") : EXIT_OK;
-}
-
-static int ingest(cli_ctx *ctx, const synth_args *a)
-{
-    lupe_ws *ws = NULL;
-    if (cli_open_ws(ctx, &ws)) return cli_fail("synth");
-    lupe_import_opts o = lupe_import_default_opts();
-    o.format = LUPE_FMT_YOLO;
-    o.path = a->out;
-    if (a->labelset) o.labelset = a->labelset;
-    o.add_classes = 1; /* the user asked for these classes */
-    o.source = "synth";
-    o.author = "synth";
-    lupe_import_summary s;
-    lupe_status st = lupe_label_import(ws, &o, &s);
-    lupe_ws_close(ws);
-    if (st) return cli_fail("synth");
-    printf("synth: imported %zu images (%zu stored, %zu duplicate), %zu labeled with %zu boxes\n", s.items,
-           s.ingest.stored, s.ingest.duplicate, s.labeled, s.boxes);
-    return s.skipped || s.ingest.rejected ? EXIT_PARTIAL : EXIT_OK;
+    return st ? cli_fail("synth") : partial ? EXIT_PARTIAL : EXIT_OK;
 }
 
 int cmd_synth(cli_ctx *ctx, int argc, char **argv)
@@ -429,6 +425,10 @@ int cmd_synth(cli_ctx *ctx, int argc, char **argv)
             return cli_usage_error("synth", "--montage needs a .png or .jpg file name, got '%s'", a.montage);
     }
     if (synth_cfg_check(&a.cfg)) return cli_usage_error("synth", "%s", lupe_errmsg());
-    if ((rc = generate(&a)) != EXIT_OK) return rc;
-    return a.ingest ? ingest(ctx, &a) : EXIT_OK;
+    /* The workspace is opened first, so a missing one fails before any work. */
+    lupe_ws *ws = NULL;
+    if (a.ingest && cli_open_ws(ctx, &ws)) return cli_fail("synth");
+    rc = generate(&a, ws);
+    lupe_ws_close(ws);
+    return rc;
 }

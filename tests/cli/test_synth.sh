@@ -92,6 +92,11 @@ expect_match "--ingest summary" "imported 5 images \(5 stored, 0 duplicate\), 5 
 expect_match "workspace holds them" '"images": 5' "$(lupe -w "$ws2" status --json)"
 expect_match "with source synth" '"source": "synth"' "$(lupe -w "$ws2" images --json)"
 
+(cd "$T" && "$LUPE_BIN" synth --count 2 --out "$T/nows" --ingest >/dev/null 2>"$T/err"); rc=$?
+expect_eq "--ingest without a workspace fails" 1 "$rc"
+expect_match "and says so" "no lupe workspace" "$(cat "$T/err")"
+check "before making anything" test ! -e "$T/nows"
+
 # The comparison montage with real photos.
 lupe synth --count 8 --out "$T/g" --montage "$T/cmp.jpg" --real "$IMAGES" >/dev/null; rc=$?
 expect_eq "comparison montage exits 0" 0 "$rc"
