@@ -86,6 +86,8 @@ $(O)/obj/%.o: src/%.c
 # The fast element-wise, batch-norm and pooling ops run on OpenMP threads
 # (libgomp, linked above for oneDNN); only that file needs the pragmas.
 $(O)/obj/engine/fast_ops.o: ALL_CFLAGS += -fopenmp
+# Synthetic tags are pinned to the byte: no fused multiply-adds anywhere.
+$(O)/obj/synth/%.o: ALL_CFLAGS += -ffp-contract=off
 
 $(O)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
