@@ -90,7 +90,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
 {
     enum {
         O_NBS = 1000, O_CLOSE, O_OPT, O_LR0, O_LRF, O_COS, O_WORKERS, O_THREADS, O_PREC, O_VALEVERY, O_INIT,
-        O_RESUME, O_NOPREV, O_FLIPUD, O_FLIPLR, O_MOSAIC, O_SCALEAUG, O_WARMUP, O_STOPAFTER
+        O_RESUME, O_NOPREV, O_FLIPUD, O_FLIPLR, O_MOSAIC, O_SCALEAUG, O_WARMUP, O_STOPAFTER, O_NOAUG
     };
     static const struct option opts[] = {
         {"scale", required_argument, NULL, 's'},     {"imgsz", required_argument, NULL, 'i'},
@@ -106,6 +106,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
         {"flipud", required_argument, NULL, O_FLIPUD}, {"fliplr", required_argument, NULL, O_FLIPLR},
         {"mosaic", required_argument, NULL, O_MOSAIC}, {"scale-aug", required_argument, NULL, O_SCALEAUG},
         {"warmup-epochs", required_argument, NULL, O_WARMUP}, {"stop-after", required_argument, NULL, O_STOPAFTER},
+        {"no-augment", no_argument, NULL, O_NOAUG},
         {0},
     };
     int rc = cli_getopt_help("train", argc, argv);
@@ -166,6 +167,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
         case O_MOSAIC: bad = parse_float(optarg, 0, 1, &c.aug.mosaic); break;
         case O_SCALEAUG: bad = parse_float(optarg, 0, 0.95, &c.aug.scale); break;
         case O_WARMUP: bad = parse_float(optarg, 0, 1000, &c.warmup_epochs); break;
+        case O_NOAUG: memset(&c.aug, 0, sizeof c.aug); break;
         case O_STOPAFTER: {
             int n = 0;
             bad = parse_int(optarg, 1, 1 << 30, &n);

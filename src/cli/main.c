@@ -194,6 +194,8 @@ static const cli_cmd commands[] = {
      "      --mosaic P, --fliplr P, --flipud P, --scale-aug G\n"
      "                           augmentation probabilities and scale gain\n"
      "                           (defaults 1.0, 0.5, 0.0, 0.5)\n"
+     "      --no-augment         no mosaic, HSV, flips, scale or translate (give it\n"
+     "                           before the options above to keep some of them)\n"
      "      --val-every N        validate every N epochs (default 1; the last always)\n"
      "      --workers N          data loading threads (default 2)\n"
      "      --threads N          compute threads (default: all cores)\n"

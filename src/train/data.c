@@ -63,7 +63,10 @@ static lupe_status load_version(trn_data *d, const char *ref, const char *ws_dir
     lupe_ws *ws = NULL;
     lupe_manifest *m = NULL;
     lupe_status st = lupe_ws_open(ws_dir ? ws_dir : ".", LUPE_WS_FIND, &ws);
-    if (st) goto out;
+    if (st) {
+        st = lupe_err_ctx(st, "%s is not a folder, nor a dataset version here", ref);
+        goto out;
+    }
     if ((st = lupe_dataset_load(ws, ref, &m))) goto out;
     size_t nb = 0;
     for (int64_t i = 0; i < m->nitems; i++) nb += (size_t)m->items[i].nboxes;

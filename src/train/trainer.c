@@ -59,6 +59,8 @@ typedef struct run {
     int64_t ni, last_opt;
     double best_fitness;
     int out_of_time;
+    double esum[3];           /* loss sums of the epoch in progress (kept across a resume) */
+    int ecount;
     double elapsed0, t_start; /* seconds before this process (resume), start here */
     double train_seconds, train_images;
     eng_sched sched;
@@ -224,6 +226,7 @@ static lupe_status save_ckpt(run *r, const char *file, int full)
     json_object_set_new(m, "elapsed", json_real(r->elapsed0 + now_s() - r->t_start));
     json_object_set_new(m, "train_seconds", json_real(r->train_seconds));
     json_object_set_new(m, "train_images", json_real(r->train_images));
+    json_object_set_new(m, "epoch_sums", json_pack("[f,f,f,i]", r->esum[0], r->esum[1], r->esum[2], r->ecount));
     if (full) json_object_set_new(m, "history", hist_json(r));
     char *extra = lupe_json_dump(m, 0);
     json_decref(m);
@@ -259,6 +262,11 @@ static lupe_status resume(run *r)
         goto out;
     }
     if ((st = hist_load(r, json_object_get(m, "history")))) goto out;
+    if (json_unpack(json_object_get(m, "epoch_sums"), "[F,F,F,i]", &r->esum[0], &r->esum[1], &r->esum[2],
+                    &r->ecount)) {
+        st = lupe_err(LUPE_EFORMAT, "%s: metadata lacks the epoch's loss sums", path);
+        goto out;
+    }
     if ((st = trn__model_load(&r->tm, ck, "train."))) goto out;
     int n = r->tm.nstate;
     for (int i = 0; i < n; i++) {
@@ -415,8 +423,8 @@ static lupe_status train_epoch(run *r, trn_epoch_stats *es)
     int ngt = 0;
     for (int b = 0; b < r->batch; b++)
         if (trn_loader_next(r->tl, in, &gt, &ngt, NULL) < 0) return lupe_err_ctx(LUPE_EIO, "loading");
-    double t0 = now_s(), sums[3] = {0};
-    int counted = 0;
+    double t0 = now_s(), *sums = r->esum;
+    int *counted = &r->ecount, fresh = 0;
     float lr[ENG_NGROUPS], momentum;
     eng_sched_at(&r->sched, r->epoch, r->ni, lr, &momentum);
     for (; r->batch < r->nb; r->batch++) {
@@ -439,15 +447,15 @@ static lupe_status train_epoch(run *r, trn_epoch_stats *es)
         }
         r->ni++;
         sums[0] += parts.box, sums[1] += parts.cls, sums[2] += parts.dfl;
-        counted++;
+        (*counted)++, fresh++;
         double dt = now_s() - t0;
         r->train_images += n;
-        double ips = counted * c->batch / (dt > 0 ? dt : 1e-9);
+        double ips = fresh * c->batch / (dt > 0 ? dt : 1e-9);
         double left_epoch = (r->nb - r->batch - 1) * c->batch / ips;
         double eta = c->time_budget > 0 ? c->time_budget - elapsed(r)
                                         : left_epoch + (r->epochs - r->epoch - 1) * r->nb * c->batch / ips;
         say(r, 0, "epoch %d/%d  batch %d/%d  box %.3f cls %.3f dfl %.3f  %.1f img/s  ETA %dm%02ds", r->epoch + 1,
-            r->epochs, r->batch + 1, r->nb, sums[0] / counted, sums[1] / counted, sums[2] / counted, ips,
+            r->epochs, r->batch + 1, r->nb, sums[0] / *counted, sums[1] / *counted, sums[2] / *counted, ips,
             (int)(eta > 0 ? eta : 0) / 60, (int)(eta > 0 ? eta : 0) % 60);
         /* Stop requests and the time budget are honoured between batches;
          * last.ckpt then holds everything to continue exactly. */
@@ -460,9 +468,9 @@ static lupe_status train_epoch(run *r, trn_epoch_stats *es)
     }
     double dt = now_s() - t0;
     r->train_seconds += dt;
-    if (counted) {
-        es->box = sums[0] / counted, es->cls = sums[1] / counted, es->dfl = sums[2] / counted;
-        es->images_per_s = counted * c->batch / dt;
+    if (*counted) {
+        es->box = sums[0] / *counted, es->cls = sums[1] / *counted, es->dfl = sums[2] / *counted;
+        es->images_per_s = fresh * c->batch / dt;
     }
     for (int g = 0; g < 3; g++) es->lr[g] = lr[g];
     es->seconds = dt;
@@ -660,6 +668,7 @@ lupe_status trn_train(const trn_cfg *c, trn_progress_fn progress, void *ud, trn_
         }
         r->nhist++;
         r->epoch++, r->batch = 0;
+        r->esum[0] = r->esum[1] = r->esum[2] = 0, r->ecount = 0;
         double epoch_s = now_s() - te;
         say(r, 1, "epoch %d/%d  box %.3f cls %.3f dfl %.3f  P %.3f R %.3f mAP50 %.3f mAP50-95 %.3f  %.1f img/s  %.0fs",
             r->epoch, r->epochs, es->box, es->cls, es->dfl, es->p, es->r, es->map50, es->map, es->images_per_s,
