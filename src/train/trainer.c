@@ -598,7 +598,12 @@ lupe_status trn_train(const trn_cfg *c, trn_progress_fn progress, void *ud, trn_
     r->np = eng_graph_params(r->tm.g, &r->params);
     if (c->init && !c->resume) {
         eng_ckpt *ck = NULL;
-        if ((st = eng_ckpt_load(c->init, &ck))) goto out;
+        struct stat sb;
+        char *ip = stat(c->init, &sb) == 0 && S_ISDIR(sb.st_mode) ? lupe_path_join(c->init, "weights/best.ckpt")
+                                                                  : lupe_strdup(c->init);
+        st = ip ? eng_ckpt_load(ip, &ck) : LUPE_ENOMEM;
+        lupe_free(ip);
+        if (st) goto out;
         st = trn__model_load(&r->tm, ck, "");
         eng_ckpt_free(ck);
         if (st) {
