@@ -578,6 +578,7 @@ lupe_status trn_train(const trn_cfg *c, trn_progress_fn progress, void *ud, trn_
         /* A YOLO folder without a val/ split: validate on the training
          * images (a measure of fit only), as the user was warned. */
         say(r, 1, "note: %s has no val/ split; validating on the training images", r->data->name);
+        lupe_free(r->data->split[LUPE_SPLIT_VAL]);
         r->data->split[LUPE_SPLIT_VAL] = r->data->split[LUPE_SPLIT_TRAIN];
         r->data->n[LUPE_SPLIT_VAL] = r->data->n[LUPE_SPLIT_TRAIN];
     }

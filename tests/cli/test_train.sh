@@ -41,7 +41,7 @@ expect_match "and says which" "nowhere" "$(cat "$T/err")"
 
 # The same tiny run twice: once straight, once stopped after 3 iterations
 # and resumed. Epochs 3 at batch 4 over 8 images = 6 iterations.
-tiny=(--imgsz 64 --batch 4 --nbs 8 --epochs 3 --close-mosaic 1 --workers 1 --threads 1 --seed 5 --no-previews)
+tiny=(--imgsz 64 --batch 4 --nbs 8 --epochs 3 --close-mosaic 1 --workers 1 --seed 5 --no-previews)
 out=$(lupe train syn "${tiny[@]}" --out a 2>&1); rc=$?
 expect_eq "a straight run exits 0" 0 "$rc"
 for f in config.json results.csv results_loss.png results_metrics.png weights/last.ckpt weights/best.ckpt \
