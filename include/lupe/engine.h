@@ -52,6 +52,20 @@ void eng_bn_forward_infer_ref(float *out, const float *in, const float *gamma, c
                               const float *rvar, size_t m, int c, float eps);
 void eng_bn_backward_ref(float *din, float *dgamma, float *dbeta, const float *dout, const float *in, const float *mean,
                          const float *invstd, const float *gamma, size_t m, int c);
+/* Batch norm then SiLU as one op, out = silu(bn(in)) (the tail of YOLOv8's
+ * Conv), with the arguments and statistics of the batch-norm functions above.
+ * The batch-norm output is not kept: the backward pass recomputes it from in,
+ * mean and invstd (hence beta), so dout is the gradient of out. The forward
+ * references are eng_bn_forward_*_ref then eng_silu_forward_ref in place;
+ * both accept out == in. */
+void eng_bn_silu_forward_train_ref(float *out, float *mean, float *invstd, const float *in, const float *gamma,
+                                   const float *beta, size_t m, int c, float eps);
+void eng_bn_silu_forward_infer_ref(float *out, const float *in, const float *gamma, const float *beta,
+                                   const float *rmean, const float *rvar, size_t m, int c, float eps);
+/* din (may be NULL), dgamma, dbeta (may be NULL) += gradients for dout. */
+void eng_bn_silu_backward_ref(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                              const float *mean, const float *invstd, const float *gamma, const float *beta, size_t m,
+                              int c);
 /* Folds inference batch norm into the preceding convolution's weights (OHWI)
  * and bias (which must exist; zero it first if the conv had none). */
 void eng_bn_fold(float *w, float *b, const float *gamma, const float *beta, const float *rmean, const float *rvar,
@@ -115,6 +129,10 @@ void eng_graph_free(eng_graph *g);
 int eng_g_input(eng_graph *g, const char *name, int n, int h, int w, int c);
 int eng_g_conv(eng_graph *g, const char *name, int x, int o, int k, int stride, int pad, int groups, int bias);
 int eng_g_bn(eng_graph *g, const char *name, int x, float eps, float momentum);
+/* Batch norm then SiLU as one op (parameters and running statistics named as
+ * eng_g_bn's): the batch-norm output is not a tensor of the graph, which
+ * saves its memory and two passes over it forward and backward. */
+int eng_g_bn_silu(eng_graph *g, const char *name, int x, float eps, float momentum);
 int eng_g_silu(eng_graph *g, int x);
 int eng_g_sigmoid(eng_graph *g, int x);
 int eng_g_add(eng_graph *g, int a, int b);
@@ -123,7 +141,8 @@ int eng_g_concat(eng_graph *g, const int *xs, int k);
 int eng_g_slice(eng_graph *g, int x, int c0, int c);
 int eng_g_maxpool(eng_graph *g, int x, int k);
 int eng_g_upsample2(eng_graph *g, int x);
-/* Conv (no bias, pad k/2) + batch norm (eps 1e-3, momentum 0.03) + SiLU: YOLOv8's Conv. */
+/* Conv (no bias, pad k/2) + batch norm (eps 1e-3, momentum 0.03) + SiLU: YOLOv8's Conv,
+ * as eng_g_conv (NAME.conv) then eng_g_bn_silu (NAME.bn). */
 int eng_g_conv_bn_silu(eng_graph *g, const char *name, int x, int o, int k, int stride);
 
 /* Checks shapes and allocates the arena; training = 1 also plans gradients.
@@ -355,6 +374,21 @@ void eng_silu_backward_set_fast(float *din, const float *dout, const float *in, 
 void eng_bn_backward_set_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                               const float *mean, const float *invstd, const float *gamma, size_t m, int c);
 void eng_silu_backward_fast(float *din, const float *dout, const float *in, size_t n);
+/* Batch norm + SiLU in one op: the statistics pass, then ONE pass writing
+ * silu(bn(x)) (the batch-norm value stays in registers); the backward pass
+ * recomputes dy = dout * silu'(y) from x in its sums pass and in its din
+ * pass, so no intermediate tensor is read or written. Same tolerances as
+ * batch norm; the _set form overwrites din as eng_bn_backward_set_fast. */
+void eng_bn_silu_forward_train_fast(float *out, float *mean, float *invstd, const float *in, const float *gamma,
+                                    const float *beta, size_t m, int c, float eps);
+void eng_bn_silu_forward_infer_fast(float *out, const float *in, const float *gamma, const float *beta,
+                                    const float *rmean, const float *rvar, size_t m, int c, float eps);
+void eng_bn_silu_backward_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                               const float *mean, const float *invstd, const float *gamma, const float *beta, size_t m,
+                               int c);
+void eng_bn_silu_backward_set_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                                   const float *mean, const float *invstd, const float *gamma, const float *beta,
+                                   size_t m, int c);
 void eng_sigmoid_forward_fast(float *out, const float *in, size_t n);
 void eng_sigmoid_backward_fast(float *din, const float *dout, const float *out, size_t n);
 void eng_add_forward_fast(float *out, const float *a, const float *b, size_t n);

@@ -1,8 +1,9 @@
 /*
- * Fast versions of the engine's non-convolution ops (batch norm, SiLU,
- * sigmoid, add, concat, max pooling, x2 upsampling): the contracts of the
- * _ref functions in op_*.c, vectorised 8 floats at a time with GCC's vector
- * extensions and run on OpenMP threads, the runtime oneDNN already uses.
+ * Fast versions of the engine's non-convolution ops (batch norm, SiLU, the
+ * two fused, sigmoid, add, concat, max pooling, x2 upsampling): the
+ * contracts of the _ref functions in op_*.c, vectorised 8 floats at a time
+ * with GCC's vector extensions and run on OpenMP threads, the runtime
+ * oneDNN already uses.
  */
 #include <assert.h>
 #include <math.h>
@@ -161,20 +162,32 @@ INL void sigmoid8(const v8f *px, v8f *s, v8f *oms)
  * element goes through the same arithmetic wherever it lies. */
 enum { EW_SILU_F, EW_SILU_B, EW_SILU_BS, EW_SIG_F, EW_SIG_B, EW_ADD_F, EW_ADD_B, EW_ACC };
 
-INL void silu_f8(float *out, const float *in)
+/* x * sigmoid(x), and dout * silu'(x) with silu'(x) = s (1 + x (1 - s)):
+ * on registers, shared by SiLU and the fused batch norm + SiLU. */
+INL v8f silu8(const v8f *x)
 {
-    v8f x = ld8(in), s, oms;
-    sigmoid8(&x, &s, &oms);
-    st8(out, x * s);
+    v8f s, oms;
+    sigmoid8(x, &s, &oms);
+    return *x * s;
 }
 
-/* silu'(x) = s * (1 + x * (1 - s)). */
-/* dout * silu'(in), with silu'(x) = s (1 + x (1 - s)). */
+INL v8f silu_dy8(const v8f *dout, const v8f *x)
+{
+    v8f s, oms;
+    sigmoid8(x, &s, &oms);
+    return *dout * (s * (1.0f + *x * oms));
+}
+
+INL void silu_f8(float *out, const float *in)
+{
+    const v8f x = ld8(in);
+    st8(out, silu8(&x));
+}
+
 INL v8f silu_grad8(const float *dout, const float *in)
 {
-    v8f x = ld8(in), s, oms;
-    sigmoid8(&x, &s, &oms);
-    return ld8(dout) * (s * (1.0f + x * oms));
+    const v8f x = ld8(in), dy = ld8(dout);
+    return silu_dy8(&dy, &x);
 }
 
 INL void silu_b8(float *din, const float *dout, const float *in)
@@ -353,7 +366,13 @@ void eng_add_backward_fast(float *da, float *db, const float *dout, size_t n)
  * rounding error by 1 + (mean - K)^2 / var at most, and since K is one of
  * the values, (K - mean)^2 <= m * var: with double sums the relative error
  * of the variance stays below about (m + 1) * 1e-16 (2e-11 for m = 2e5).
- * The reference's two passes need one more read of the input. */
+ * The reference's two passes need one more read of the input.
+ *
+ * Batch norm + SiLU (silu = 1 in the contexts) is the same code with SiLU
+ * applied to the normalized value in registers before it is stored, and in
+ * the backward pass dy = dout * silu'(y) recomputed from y = (x - mean) *
+ * gamma * invstd + beta in both passes over the rows (a few dozen flops per
+ * element, cheaper than writing and reading back a tensor of dy). */
 #define BN_CHUNK 1024
 
 typedef struct {
@@ -362,10 +381,28 @@ typedef struct {
     size_t m;
     int c;
     float eps;
+    int silu;
     const double *part[FAST_MAX_THREADS]; /* each thread's S1 then S2 for the chunk */
     /* Per channel of the chunk: mean as float + remainder, gamma * invstd. */
     float mhi[BN_CHUNK], mlo[BN_CHUNK], scale[BN_CHUNK];
 } bn_fwd_ctx;
+
+/* The first k (1..7) floats at p in a vector with zeros after them, and the
+ * first k lanes of v stored at p: the last partial vector of a row goes
+ * through the same arithmetic as the whole ones. */
+INL v8f ld_first(const float *p, int k)
+{
+    float t[8] = {0};
+    memcpy(t, p, (size_t)k * sizeof(float));
+    return ld8(t);
+}
+
+#define st_first(p, v, k)                                                                                            \
+    do {                                                                                                             \
+        float t_[8];                                                                                                 \
+        st8(t_, (v));                                                                                                \
+        memcpy((p), t_, (size_t)(k) * sizeof(float));                                                                \
+    } while (0)
 
 /* s[j] += x - k[j], q[j] += (x - k[j])^2 over rows [r0, r1) of channels
  * [c0, c0 + cn) of x[m, c]. */
@@ -388,8 +425,10 @@ static void bn_shifted_sums(double *s, double *q, const double *k, const float *
     }
 }
 
-/* out = ((x - mhi) - mlo) * scale + beta: the mean in two floats keeps
- * x - mean accurate when the mean is large against the spread. */
+/* out = ((x - mhi) - mlo) * scale + beta, or SiLU of it: the mean in two
+ * floats keeps x - mean accurate when the mean is large against the spread.
+ * mhi, mlo and scale are chunk arrays (BN_CHUNK floats, so whole vectors
+ * can be read from them); beta is the caller's, cn floats. */
 static void bn_normalize(float *out, const float *x, const float *mhi, const float *mlo, const float *scale,
                          const float *beta, int c, int c0, int cn, size_t r0, size_t r1)
 {
@@ -399,6 +438,25 @@ static void bn_normalize(float *out, const float *x, const float *mhi, const flo
         for (; j + 8 <= cn; j += 8)
             st8(out + at + j, ((ld8(x + at + j) - ld8(mhi + j)) - ld8(mlo + j)) * ld8(scale + j) + ld8(beta + j));
         for (; j < cn; j++) out[at + j] = ((x[at + j] - mhi[j]) - mlo[j]) * scale[j] + beta[j];
+    }
+}
+
+static void bn_normalize_silu(float *out, const float *x, const float *mhi, const float *mlo, const float *scale,
+                              const float *beta, int c, int c0, int cn, size_t r0, size_t r1)
+{
+    for (size_t r = r0; r < r1; r++) {
+        const size_t at = r * (size_t)c + c0;
+        int j = 0;
+        for (; j + 8 <= cn; j += 8) {
+            const v8f y = ((ld8(x + at + j) - ld8(mhi + j)) - ld8(mlo + j)) * ld8(scale + j) + ld8(beta + j);
+            st8(out + at + j, silu8(&y));
+        }
+        if (j < cn) {
+            const int k = cn - j;
+            const v8f y = ((ld_first(x + at + j, k) - ld8(mhi + j)) - ld8(mlo + j)) * ld8(scale + j) +
+                          ld_first(beta + j, k);
+            st_first(out + at + j, silu8(&y), k);
+        }
     }
 }
 
@@ -433,7 +491,8 @@ static void bn_fwd_team(void *p, int t, int nt)
             cx->scale[j] = (float)(is * cx->gamma[ch]);
         }
         team_barrier();
-        bn_normalize(cx->out, cx->in, cx->mhi, cx->mlo, cx->scale, cx->beta + c0, cx->c, c0, cn, r0, r1);
+        (cx->silu ? bn_normalize_silu : bn_normalize)(cx->out, cx->in, cx->mhi, cx->mlo, cx->scale, cx->beta + c0,
+                                                       cx->c, c0, cn, r0, r1);
         /* The next chunk's first barrier keeps its merge from overwriting
          * mhi, mlo and scale while a slower thread still uses them, and
          * every thread's acc from being reset while another merges it. */
@@ -442,13 +501,25 @@ static void bn_fwd_team(void *p, int t, int nt)
 
 /* Works in place (out == in), as the reference: a chunk's statistics are
  * complete before any of its outputs is written. */
-void eng_bn_forward_train_fast(float *out, float *mean, float *invstd, const float *in, const float *gamma,
-                               const float *beta, size_t m, int c, float eps)
+static void bn_forward_train(float *out, float *mean, float *invstd, const float *in, const float *gamma,
+                             const float *beta, size_t m, int c, float eps, int silu)
 {
     assert(out && mean && invstd && in && gamma && beta && m > 0 && c > 0);
     bn_fwd_ctx cx = {.out = out, .mean = mean, .invstd = invstd, .in = in, .gamma = gamma, .beta = beta, .m = m,
-                     .c = c, .eps = eps};
+                     .c = c, .eps = eps, .silu = silu};
     run_team(team_size(m * (size_t)c), bn_fwd_team, &cx);
+}
+
+void eng_bn_forward_train_fast(float *out, float *mean, float *invstd, const float *in, const float *gamma,
+                               const float *beta, size_t m, int c, float eps)
+{
+    bn_forward_train(out, mean, invstd, in, gamma, beta, m, c, eps, 0);
+}
+
+void eng_bn_silu_forward_train_fast(float *out, float *mean, float *invstd, const float *in, const float *gamma,
+                                    const float *beta, size_t m, int c, float eps)
+{
+    bn_forward_train(out, mean, invstd, in, gamma, beta, m, c, eps, 1);
 }
 
 typedef struct {
@@ -456,6 +527,7 @@ typedef struct {
     const float *in, *beta;
     size_t m;
     int c;
+    int silu;
     float mhi[BN_CHUNK], mlo[BN_CHUNK], scale[BN_CHUNK];
 } bn_infer_ctx;
 
@@ -464,18 +536,20 @@ static void bn_infer_team(void *p, int t, int nt)
     const bn_infer_ctx *cx = p;
     size_t r0, r1;
     part_of(cx->m, t, nt, 1, &r0, &r1);
-    bn_normalize(cx->out, cx->in, cx->mhi, cx->mlo, cx->scale, cx->beta, cx->c, 0, cx->c, r0, r1);
+    (cx->silu ? bn_normalize_silu : bn_normalize)(cx->out, cx->in, cx->mhi, cx->mlo, cx->scale, cx->beta, cx->c, 0,
+                                                   cx->c, r0, r1);
 }
 
-void eng_bn_forward_infer_fast(float *out, const float *in, const float *gamma, const float *beta, const float *rmean,
-                               const float *rvar, size_t m, int c, float eps)
+static void bn_forward_infer(float *out, const float *in, const float *gamma, const float *beta, const float *rmean,
+                             const float *rvar, size_t m, int c, float eps, int silu)
 {
     assert(out && in && gamma && beta && rmean && rvar && c > 0);
     if (c > BN_CHUNK) { /* wider than any detector layer: not worth a second path */
-        eng_bn_forward_infer_ref(out, in, gamma, beta, rmean, rvar, m, c, eps);
+        (silu ? eng_bn_silu_forward_infer_ref : eng_bn_forward_infer_ref)(out, in, gamma, beta, rmean, rvar, m, c,
+                                                                          eps);
         return;
     }
-    bn_infer_ctx cx = {.out = out, .in = in, .beta = beta, .m = m, .c = c};
+    bn_infer_ctx cx = {.out = out, .in = in, .beta = beta, .m = m, .c = c, .silu = silu};
     for (int j = 0; j < c; j++) {
         cx.mhi[j] = rmean[j];
         cx.mlo[j] = 0.0f;
@@ -484,18 +558,32 @@ void eng_bn_forward_infer_fast(float *out, const float *in, const float *gamma, 
     run_team(team_size(m * (size_t)c), bn_infer_team, &cx);
 }
 
+void eng_bn_forward_infer_fast(float *out, const float *in, const float *gamma, const float *beta, const float *rmean,
+                               const float *rvar, size_t m, int c, float eps)
+{
+    bn_forward_infer(out, in, gamma, beta, rmean, rvar, m, c, eps, 0);
+}
+
+void eng_bn_silu_forward_infer_fast(float *out, const float *in, const float *gamma, const float *beta,
+                                    const float *rmean, const float *rvar, size_t m, int c, float eps)
+{
+    bn_forward_infer(out, in, gamma, beta, rmean, rvar, m, c, eps, 1);
+}
+
 /* Backward, as the reference: with xh = (x - mean) * invstd,
  *   dbeta += sum dy, dgamma += sum dy * xh,
  *   dx += gamma * invstd * (dy - sum dy / m - (x - mean) * invstd * sum(dy * xh) / m).
  * The sums use the same row blocks, per-thread double partials and ordered
  * merge as the forward pass; sum dy * (x - mean) is exact term by term in
- * double (a float difference times a float) and is scaled by invstd once. */
+ * double (a float difference times a float) and is scaled by invstd once.
+ * With silu, dy = dout * silu'((x - mean) * a + beta), a = gamma * invstd. */
 typedef struct {
     float *din, *dgamma, *dbeta;
-    const float *dout, *in, *mean, *invstd, *gamma;
+    const float *dout, *in, *mean, *invstd, *gamma, *beta;
     size_t m;
     int c;
-    int set; /* write din instead of adding to it */
+    int set;  /* write din instead of adding to it */
+    int silu; /* dout is the gradient of silu(bn(x)) */
     const double *part[FAST_MAX_THREADS];
     /* dx += a * ((dy - b) - (x - mean) * g), per channel of the chunk. */
     float a[BN_CHUNK], b[BN_CHUNK], g[BN_CHUNK];
@@ -520,6 +608,38 @@ static void bn_grad_sums(double *s, double *p, const float *mean, const float *d
     }
 }
 
+/* dout * silu'(y), y = (x - mean) * a + beta, on 8 channels. */
+INL v8f bn_silu_dy8(const v8f *dout, const v8f *x, const v8f *mean, const v8f *a, const v8f *beta)
+{
+    const v8f y = (*x - *mean) * *a + *beta;
+    return silu_dy8(dout, &y);
+}
+
+/* The sums above of dy = dout * silu'(y). mean and a are chunk arrays
+ * (whole vectors can be read), beta the caller's (cn floats). */
+static void bn_silu_grad_sums(double *s, double *p, const float *mean, const float *a, const float *beta,
+                              const float *dout, const float *x, int c, int c0, int cn, size_t r0, size_t r1)
+{
+    for (size_t r = r0; r < r1; r++) {
+        const size_t at = r * (size_t)c + c0;
+        for (int j = 0; j < cn; j += 8) {
+            const int k = cn - j < 8 ? cn - j : 8;
+            const v8f xv = k == 8 ? ld8(x + at + j) : ld_first(x + at + j, k);
+            const v8f dv = k == 8 ? ld8(dout + at + j) : ld_first(dout + at + j, k);
+            const v8f bv = k == 8 ? ld8(beta + j) : ld_first(beta + j, k);
+            const v8f mv = ld8(mean + j), av = ld8(a + j);
+            const v8f dy = bn_silu_dy8(&dv, &xv, &mv, &av, &bv);
+            const v8d dyd = cvt8d(dy), xm = cvt8d(xv) - cvt8d(mv);
+            if (k == 8) {
+                st8d(s + j, ld8d(s + j) + dyd);
+                st8d(p + j, ld8d(p + j) + dyd * xm);
+            } else {
+                for (int l = 0; l < k; l++) s[j + l] += dyd[l], p[j + l] += dyd[l] * xm[l];
+            }
+        }
+    }
+}
+
 static void bn_grad_apply(float *din, const float *dout, const float *x, const float *mean, const float *a,
                           const float *b, const float *g, int c, int c0, int cn, size_t r0, size_t r1, int set)
 {
@@ -537,10 +657,35 @@ static void bn_grad_apply(float *din, const float *dout, const float *x, const f
     }
 }
 
+static void bn_silu_grad_apply(float *din, const float *dout, const float *x, const float *mean, const float *beta,
+                               const float *a, const float *b, const float *g, int c, int c0, int cn, size_t r0,
+                               size_t r1, int set)
+{
+    for (size_t r = r0; r < r1; r++) {
+        const size_t at = r * (size_t)c + c0;
+        for (int j = 0; j < cn; j += 8) {
+            const int k = cn - j < 8 ? cn - j : 8;
+            const v8f xv = k == 8 ? ld8(x + at + j) : ld_first(x + at + j, k);
+            const v8f dv = k == 8 ? ld8(dout + at + j) : ld_first(dout + at + j, k);
+            const v8f bv = k == 8 ? ld8(beta + j) : ld_first(beta + j, k);
+            const v8f mv = ld8(mean + j), av = ld8(a + j);
+            const v8f dy = bn_silu_dy8(&dv, &xv, &mv, &av, &bv);
+            const v8f t = av * ((dy - ld8(b + j)) - (xv - mv) * ld8(g + j));
+            if (k == 8)
+                st8(din + at + j, set ? t : ld8(din + at + j) + t);
+            else
+                st_first(din + at + j, set ? t : ld_first(din + at + j, k) + t, k);
+        }
+    }
+}
+
 static void bn_bwd_team(void *p, int t, int nt)
 {
     bn_bwd_ctx *cx = p;
     _Alignas(64) double acc[2 * BN_CHUNK]; /* sum dy, then sum dy * (x - mean) */
+    /* For silu, the chunk's mean and gamma * invstd as whole vectors; every
+     * thread computes the same values (a[] is written during the merge). */
+    _Alignas(64) float mean[BN_CHUNK], sc[BN_CHUNK];
     double *s = acc, *q = acc + BN_CHUNK;
     const double md = (double)cx->m;
     size_t r0, r1;
@@ -548,7 +693,14 @@ static void bn_bwd_team(void *p, int t, int nt)
     for (int c0 = 0; c0 < cx->c; c0 += BN_CHUNK) {
         const int cn = cx->c - c0 < BN_CHUNK ? cx->c - c0 : BN_CHUNK;
         for (int j = 0; j < cn; j++) s[j] = 0.0, q[j] = 0.0;
-        bn_grad_sums(s, q, cx->mean + c0, cx->dout, cx->in, cx->c, c0, cn, r0, r1);
+        if (cx->silu) {
+            for (int j = 0; j < cn; j++)
+                mean[j] = cx->mean[c0 + j], sc[j] = (float)(cx->gamma[c0 + j] * (double)cx->invstd[c0 + j]);
+            for (int j = cn; j < (cn + 7) / 8 * 8; j++) mean[j] = 0.0f, sc[j] = 0.0f;
+            bn_silu_grad_sums(s, q, mean, sc, cx->beta + c0, cx->dout, cx->in, cx->c, c0, cn, r0, r1);
+        } else {
+            bn_grad_sums(s, q, cx->mean + c0, cx->dout, cx->in, cx->c, c0, cn, r0, r1);
+        }
         cx->part[t] = acc;
         team_barrier();
         size_t j0, j1;
@@ -567,32 +719,51 @@ static void bn_bwd_team(void *p, int t, int nt)
         /* Also without din: no thread may reset its sums for the next chunk
          * while another still merges them. */
         team_barrier();
-        if (cx->din)
+        if (!cx->din) continue;
+        if (cx->silu)
+            bn_silu_grad_apply(cx->din, cx->dout, cx->in, mean, cx->beta + c0, cx->a, cx->b, cx->g, cx->c, c0, cn, r0,
+                               r1, cx->set);
+        else
             bn_grad_apply(cx->din, cx->dout, cx->in, cx->mean + c0, cx->a, cx->b, cx->g, cx->c, c0, cn, r0, r1,
                           cx->set);
     }
 }
 
 static void bn_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
-                        const float *mean, const float *invstd, const float *gamma, size_t m, int c, int set)
+                        const float *mean, const float *invstd, const float *gamma, const float *beta, size_t m, int c,
+                        int set, int silu)
 {
-    assert(dout && in && mean && invstd && gamma && m > 0 && c > 0);
+    assert(dout && in && mean && invstd && gamma && (beta || !silu) && m > 0 && c > 0);
     if (!din && !dgamma && !dbeta) return;
     bn_bwd_ctx cx = {.din = din, .dgamma = dgamma, .dbeta = dbeta, .dout = dout, .in = in, .mean = mean,
-                     .invstd = invstd, .gamma = gamma, .m = m, .c = c, .set = set};
+                     .invstd = invstd, .gamma = gamma, .beta = beta, .m = m, .c = c, .set = set, .silu = silu};
     run_team(team_size(m * (size_t)c), bn_bwd_team, &cx);
 }
 
 void eng_bn_backward_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                           const float *mean, const float *invstd, const float *gamma, size_t m, int c)
 {
-    bn_backward(din, dgamma, dbeta, dout, in, mean, invstd, gamma, m, c, 0);
+    bn_backward(din, dgamma, dbeta, dout, in, mean, invstd, gamma, NULL, m, c, 0, 0);
 }
 
 void eng_bn_backward_set_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                               const float *mean, const float *invstd, const float *gamma, size_t m, int c)
 {
-    bn_backward(din, dgamma, dbeta, dout, in, mean, invstd, gamma, m, c, 1);
+    bn_backward(din, dgamma, dbeta, dout, in, mean, invstd, gamma, NULL, m, c, 1, 0);
+}
+
+void eng_bn_silu_backward_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                               const float *mean, const float *invstd, const float *gamma, const float *beta, size_t m,
+                               int c)
+{
+    bn_backward(din, dgamma, dbeta, dout, in, mean, invstd, gamma, beta, m, c, 0, 1);
+}
+
+void eng_bn_silu_backward_set_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                                   const float *mean, const float *invstd, const float *gamma, const float *beta,
+                                   size_t m, int c)
+{
+    bn_backward(din, dgamma, dbeta, dout, in, mean, invstd, gamma, beta, m, c, 1, 1);
 }
 
 /* ---- concat ----------------------------------------------------------------

@@ -144,11 +144,11 @@ int eng_g_conv(eng_graph *g, const char *name, int x, int o, int k, int stride, 
     return nd->out = new_tensor(g, in.n, nd->cd.oh, nd->cd.ow, o, g->nn - 1);
 }
 
-int eng_g_bn(eng_graph *g, const char *name, int x, float eps, float momentum)
+static int bn_node(eng_graph *g, int op, const char *name, int x, float eps, float momentum)
 {
     if (!valid(g, x)) return -1;
     g_tensor in = g->t[x];
-    g_node *nd = new_node(g, OP_BN, name);
+    g_node *nd = new_node(g, op, name);
     if (!nd) return -1;
     nd->in[0] = x, nd->nin = 1;
     nd->eps = eps, nd->mom = momentum;
@@ -158,6 +158,16 @@ int eng_g_bn(eng_graph *g, const char *name, int x, float eps, float momentum)
     nd->p0 = new_param(g, nd->name, "weight", (size_t)in.c, ENG_GROUP_NORM, 1, d, 1, 1);
     nd->p1 = new_param(g, nd->name, "bias", (size_t)in.c, ENG_GROUP_BIAS, 1, d, 0, 0);
     return nd->out = new_tensor(g, in.n, in.h, in.w, in.c, g->nn - 1);
+}
+
+int eng_g_bn(eng_graph *g, const char *name, int x, float eps, float momentum)
+{
+    return bn_node(g, OP_BN, name, x, eps, momentum);
+}
+
+int eng_g_bn_silu(eng_graph *g, const char *name, int x, float eps, float momentum)
+{
+    return bn_node(g, OP_BN_SILU, name, x, eps, momentum);
 }
 
 static int unary(eng_graph *g, int op, int x)
@@ -244,8 +254,7 @@ int eng_g_conv_bn_silu(eng_graph *g, const char *name, int x, int o, int k, int 
     snprintf(cn, sizeof cn, "%s.conv", name);
     snprintf(bn, sizeof bn, "%s.bn", name);
     int t = eng_g_conv(g, cn, x, o, k, stride, k / 2, 1, 0);
-    t = t < 0 ? -1 : eng_g_bn(g, bn, t, 1e-3f, 0.03f);
-    return t < 0 ? -1 : eng_g_silu(g, t);
+    return t < 0 ? -1 : eng_g_bn_silu(g, bn, t, 1e-3f, 0.03f);
 }
 
 /* xorshift64*: a small deterministic generator for initial weights. */
@@ -356,7 +365,7 @@ lupe_status eng_graph_plan(eng_graph *g, int training)
     size_t scratch = 0;
     for (int i = 0; i < g->nn; i++) {
         g_node *nd = &g->nodes[i];
-        if (nd->op == OP_BN) {
+        if (graph__has_bn(nd->op)) {
             nd->st_off = off;
             off += 4 * align_up((size_t)g->t[nd->in[0]].c); /* mean, invstd, running mean, running var */
         }
@@ -380,7 +389,7 @@ lupe_status eng_graph_plan(eng_graph *g, int training)
     }
     for (int i = 0; i < g->nn; i++) {
         g_node *nd = &g->nodes[i];
-        if (nd->op != OP_BN) continue;
+        if (!graph__has_bn(nd->op)) continue;
         int c = g->t[nd->in[0]].c;
         float *rvar = g->arena + nd->st_off + 3 * align_up((size_t)c);
         for (int k = 0; k < c; k++) rvar[k] = 1.0f;
@@ -462,7 +471,7 @@ int eng_graph_state(eng_graph *g, eng_tensor_rec *out, int max)
     }
     for (int i = 0; i < g->nn; i++) {
         g_node *nd = &g->nodes[i];
-        if (nd->op != OP_BN) continue;
+        if (!graph__has_bn(nd->op)) continue;
         int c = g->t[nd->in[0]].c;
         for (int k = 0; k < 2 && n < max; k++, n++) {
             out[n] = (eng_tensor_rec){.name = k ? nd->rvar_name : nd->rmean_name, .ndim = 1, .dims = {c}, .n = (size_t)c,

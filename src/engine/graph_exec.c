@@ -9,7 +9,7 @@
 #include "engine/graph_internal.h"
 
 static const char *const op_names[] = {"input", "conv", "bn", "silu", "sigmoid", "add", "concat", "slice", "maxpool",
-                                       "upsample2"};
+                                       "upsample2", "bn_silu"};
 
 const char *graph__op_name(int op)
 {
@@ -85,6 +85,19 @@ void graph__forward(eng_graph *g, g_node *nd, int training)
         }
         break;
     }
+    case OP_BN_SILU: {
+        float *st = g->arena + nd->st_off;
+        size_t s = bn_stride(in->c);
+        if (training) {
+            (g->fast ? eng_bn_silu_forward_train_fast : eng_bn_silu_forward_train_ref)(
+                D(nd->out), st, st + s, D(nd->in[0]), PW(nd->p0), PW(nd->p1), rows(in), in->c, nd->eps);
+            eng_bn_update_running(st + 2 * s, st + 3 * s, st, st + s, rows(in), in->c, nd->eps, nd->mom);
+        } else {
+            (g->fast ? eng_bn_silu_forward_infer_fast : eng_bn_silu_forward_infer_ref)(
+                D(nd->out), D(nd->in[0]), PW(nd->p0), PW(nd->p1), st + 2 * s, st + 3 * s, rows(in), in->c, nd->eps);
+        }
+        break;
+    }
     case OP_SILU: (g->fast ? eng_silu_forward_fast : eng_silu_forward_ref)(D(nd->out), D(nd->in[0]), numel(in)); break;
     case OP_SIGMOID:
         (g->fast ? eng_sigmoid_forward_fast : eng_sigmoid_forward_ref)(D(nd->out), D(nd->in[0]), numel(in));
@@ -119,7 +132,7 @@ void graph__forward(eng_graph *g, g_node *nd, int training)
 
 int graph__first_writer_sets(const eng_graph *g, const g_node *nd, int i)
 {
-    int can = (nd->op == OP_CONV && nd->fast) || (g->fast && (nd->op == OP_SILU || nd->op == OP_BN));
+    int can = (nd->op == OP_CONV && nd->fast) || (g->fast && (nd->op == OP_SILU || graph__has_bn(nd->op)));
     if (!can) return 0;
     const g_tensor *t = &g->t[nd->in[0]];
     return t->goff != SIZE_MAX && t->last == i;
@@ -153,6 +166,13 @@ void graph__backward(eng_graph *g, g_node *nd, int set_din)
         float *st = g->arena + nd->st_off;
         (set_din ? eng_bn_backward_set_fast : g->fast ? eng_bn_backward_fast : eng_bn_backward_ref)(
             din, PG(nd->p0), PG(nd->p1), dout, D(nd->in[0]), st, st + bn_stride(in->c), PW(nd->p0), rows(in), in->c);
+        break;
+    }
+    case OP_BN_SILU: {
+        float *st = g->arena + nd->st_off;
+        (set_din ? eng_bn_silu_backward_set_fast : g->fast ? eng_bn_silu_backward_fast : eng_bn_silu_backward_ref)(
+            din, PG(nd->p0), PG(nd->p1), dout, D(nd->in[0]), st, st + bn_stride(in->c), PW(nd->p0), PW(nd->p1),
+            rows(in), in->c);
         break;
     }
     case OP_SILU:

@@ -9,7 +9,13 @@
 
 #define G_MAX_IN 8
 
-enum { OP_INPUT, OP_CONV, OP_BN, OP_SILU, OP_SIGMOID, OP_ADD, OP_CONCAT, OP_SLICE, OP_MAXPOOL, OP_UP2 };
+enum { OP_INPUT, OP_CONV, OP_BN, OP_SILU, OP_SIGMOID, OP_ADD, OP_CONCAT, OP_SLICE, OP_MAXPOOL, OP_UP2, OP_BN_SILU };
+
+/* Ops with batch-norm parameters and state (mean, invstd, running stats). */
+static inline int graph__has_bn(int op)
+{
+    return op == OP_BN || op == OP_BN_SILU;
+}
 
 typedef struct g_tensor {
     int n, h, w, c;
@@ -26,7 +32,7 @@ typedef struct g_node {
     int p0, p1;        /* parameters: conv weight and bias, bn gamma and beta; -1 = none */
     eng_conv_dims cd;
     int k, c0;         /* maxpool kernel; slice first channel */
-    float eps, mom;    /* batch norm */
+    float eps, mom;    /* batch norm (OP_BN, OP_BN_SILU) */
     size_t st_off;     /* batch norm: mean, invstd, running mean, running var */
     char rmean_name[112], rvar_name[112];
     void *fast;        /* fast-path state (oneDNN), or NULL */
@@ -63,8 +69,8 @@ lupe_status graph__prepare(eng_graph *g, g_node *nd, size_t *scratch);
 void graph__node_cleanup(g_node *nd);
 void graph__forward(eng_graph *g, g_node *nd, int training);
 /* Whether node i can overwrite its input's gradient rather than add to it
- * (a fast convolution, batch norm or SiLU whose input this node is the
- * last to consume). */
+ * (a fast convolution, batch norm, batch norm + SiLU or SiLU whose input
+ * this node is the last to consume). */
 int graph__first_writer_sets(const eng_graph *g, const g_node *nd, int i);
 /* set_din: write the input gradient instead of adding to it. */
 void graph__backward(eng_graph *g, g_node *nd, int set_din);
