@@ -86,6 +86,10 @@ void eng_concat_backward_ref(float *const *dins, const int *cs, int k, const flo
 /* Split is concat backwards: outs[i] = channel slice i of in. */
 void eng_split_forward_ref(float *const *outs, const int *cs, int k, const float *in, size_t m);
 void eng_split_backward_ref(float *din, const float *const *douts, const int *cs, int k, size_t m);
+/* One slice: out [m, co] = channels [c0, c0 + co) of in [m, ci]; the
+ * backward pass adds dout into those channels of din. */
+void eng_slice_forward_ref(float *out, const float *in, size_t m, int ci, int c0, int co);
+void eng_slice_backward_ref(float *din, const float *dout, size_t m, int ci, int c0, int co);
 
 /* ---- pooling and resampling ---------------------------------------------- */
 /* k x k max pooling, stride 1, padding k/2 (SPPF's), same size out. */
@@ -395,9 +399,20 @@ void eng_add_forward_fast(float *out, const float *a, const float *b, size_t n);
 void eng_add_backward_fast(float *da, float *db, const float *dout, size_t n);
 void eng_concat_forward_fast(float *out, const float *const *ins, const int *cs, int k, size_t m);
 void eng_concat_backward_fast(float *const *dins, const int *cs, int k, const float *dout, size_t m);
+void eng_slice_forward_fast(float *out, const float *in, size_t m, int ci, int c0, int co);
+void eng_slice_backward_fast(float *din, const float *dout, size_t m, int ci, int c0, int co);
 void eng_maxpool_forward_fast(float *out, const float *in, int n, int h, int w, int c, int k);
 void eng_maxpool_backward_fast(float *din, const float *dout, const float *in, int n, int h, int w, int c, int k);
 void eng_upsample2_forward_fast(float *out, const float *in, int n, int h, int w, int c);
 void eng_upsample2_backward_fast(float *din, const float *dout, int n, int h, int w, int c);
+/* More overwriting backward forms, for graphs: an op that is the first to
+ * write an input's gradient copies instead of adding to zeros (the same
+ * values, but that a -0.0 gradient stays -0.0). concat and add take a bit
+ * mask of the inputs to overwrite (bit i: dins[i]; add: bit 0 da, bit 1 db;
+ * da == db cannot be overwritten); a slice overwrites only its channels. */
+void eng_concat_backward_set_fast(float *const *dins, unsigned set, const int *cs, int k, const float *dout, size_t m);
+void eng_add_backward_set_fast(float *da, float *db, const float *dout, size_t n, unsigned set);
+void eng_slice_backward_set_fast(float *din, const float *dout, size_t m, int ci, int c0, int co);
+void eng_upsample2_backward_set_fast(float *din, const float *dout, int n, int h, int w, int c);
 
 #endif

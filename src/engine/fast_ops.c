@@ -1,9 +1,9 @@
 /*
  * Fast versions of the engine's non-convolution ops (batch norm, SiLU, the
- * two fused, sigmoid, add, concat, max pooling, x2 upsampling): the
- * contracts of the _ref functions in op_*.c, vectorised 8 floats at a time
- * with GCC's vector extensions and run on OpenMP threads, the runtime
- * oneDNN already uses.
+ * two fused, sigmoid, add, concat, channel slices, max pooling, x2
+ * upsampling): the contracts of the _ref functions in op_*.c, vectorised 8
+ * floats at a time with GCC's vector extensions and run on OpenMP threads,
+ * the runtime oneDNN already uses.
  */
 #include <assert.h>
 #include <math.h>
@@ -160,7 +160,7 @@ INL void sigmoid8(const v8f *px, v8f *s, v8f *oms)
  * Each op is a kernel on 8 elements; a range runs it over whole vectors and
  * then once over a zero-padded copy of the last 1..7 elements, so every
  * element goes through the same arithmetic wherever it lies. */
-enum { EW_SILU_F, EW_SILU_B, EW_SILU_BS, EW_SIG_F, EW_SIG_B, EW_ADD_F, EW_ADD_B, EW_ACC };
+enum { EW_SILU_F, EW_SILU_B, EW_SILU_BS, EW_SIG_F, EW_SIG_B, EW_ADD_F, EW_ADD_B, EW_ADD_BS, EW_ADD_BSS, EW_ACC, EW_COPY };
 
 /* x * sigmoid(x), and dout * silu'(x) with silu'(x) = s (1 + x (1 - s)):
  * on registers, shared by SiLU and the fused batch norm + SiLU. */
@@ -228,6 +228,21 @@ INL void add_b8(float *da, float *db, const float *dout)
     st8(db, ld8(db) + d);
 }
 
+/* Overwriting forms for first writers: da = dout, db += dout (or =). */
+INL void add_bs8(float *da, float *db, const float *dout)
+{
+    const v8f d = ld8(dout);
+    st8(da, d);
+    st8(db, ld8(db) + d);
+}
+
+INL void add_bss8(float *da, float *db, const float *dout)
+{
+    const v8f d = ld8(dout);
+    st8(da, d);
+    st8(db, d);
+}
+
 INL void acc8(float *d, const float *s)
 {
     st8(d, ld8(d) + ld8(s));
@@ -245,7 +260,10 @@ INL void ew_kernel(int op, float *o, float *o2, const float *a, const float *b)
     case EW_SIG_B: sig_b8(o, a, b); break;
     case EW_ADD_F: add_f8(o, a, b); break;
     case EW_ADD_B: add_b8(o, o2, a); break;
+    case EW_ADD_BS: add_bs8(o, o2, a); break;
+    case EW_ADD_BSS: add_bss8(o, o2, a); break;
     case EW_ACC: acc8(o, a); break;
+    case EW_COPY: st8(o, ld8(a)); break;
     }
 }
 
@@ -266,7 +284,10 @@ static void ew_range(int op, float *o, float *o2, const float *a, const float *b
     case EW_SIG_B: EW_LOOP(EW_SIG_B); break;
     case EW_ADD_F: EW_LOOP(EW_ADD_F); break;
     case EW_ADD_B: EW_LOOP(EW_ADD_B); break;
+    case EW_ADD_BS: EW_LOOP(EW_ADD_BS); break;
+    case EW_ADD_BSS: EW_LOOP(EW_ADD_BSS); break;
     case EW_ACC: EW_LOOP(EW_ACC); break;
+    case EW_COPY: EW_LOOP(EW_COPY); break;
     }
     if (i == hi) return;
     const size_t k = hi - i;
@@ -349,6 +370,29 @@ void eng_add_backward_fast(float *da, float *db, const float *dout, size_t n)
     }
     if (da) ew_run(EW_ACC, da, NULL, dout, NULL, n);
     if (db) ew_run(EW_ACC, db, NULL, dout, NULL, n);
+}
+
+/* set bit 0: da = dout, bit 1: db = dout, instead of adding; one sweep
+ * for both sides. da == db (x + x) cannot be set: it is written twice. */
+void eng_add_backward_set_fast(float *da, float *db, const float *dout, size_t n, unsigned set)
+{
+    assert(n == 0 || dout);
+    assert(!(set && da && da == db));
+    if (!n) return;
+    if (!da) set &= 2u;
+    if (!db) set &= 1u;
+    if (!set) {
+        eng_add_backward_fast(da, db, dout, n);
+    } else if (da && db) {
+        if (set == 3u)
+            ew_run(EW_ADD_BSS, da, db, dout, NULL, n);
+        else if (set == 1u)
+            ew_run(EW_ADD_BS, da, db, dout, NULL, n);
+        else
+            ew_run(EW_ADD_BS, db, da, dout, NULL, n);
+    } else {
+        ew_run(EW_COPY, da ? da : db, NULL, dout, NULL, n);
+    }
 }
 
 /* ---- batch normalization ---------------------------------------------------
@@ -823,6 +867,7 @@ typedef struct {
     float *const *dins;
     const int *cs;
     int k;
+    unsigned set; /* bit i: overwrite dins[i] instead of adding */
     size_t m, ct;
 } cat_ctx;
 
@@ -849,9 +894,12 @@ static void cat_bwd_team(void *p, int t, int nt)
     size_t off = 0;
     for (int i = 0; i < cx->k; i++) {
         const size_t ci = (size_t)cx->cs[i];
-        if (cx->dins[i])
+        if (cx->dins[i] && ci && (cx->set >> i & 1u))
+            for (size_t r = r0; r < r1; r++)
+                memcpy(cx->dins[i] + r * ci, cx->dout + r * cx->ct + off, ci * sizeof(float));
+        else if (cx->dins[i] && ci)
             for (size_t r = r0; r < r1; r++) /* rows of one input follow each other: one range */
-                if (ci) ew_range(EW_ACC, cx->dins[i] + r * ci, NULL, cx->dout + r * cx->ct + off, NULL, 0, ci);
+                ew_range(EW_ACC, cx->dins[i] + r * ci, NULL, cx->dout + r * cx->ct + off, NULL, 0, ci);
         off += ci;
     }
 }
@@ -875,9 +923,60 @@ void eng_concat_forward_fast(float *out, const float *const *ins, const int *cs,
 
 void eng_concat_backward_fast(float *const *dins, const int *cs, int k, const float *dout, size_t m)
 {
-    assert(dins && cs && dout && k > 0);
-    cat_ctx cx = {.dout = dout, .dins = dins, .cs = cs, .k = k, .m = m, .ct = cat_channels(cs, k)};
+    eng_concat_backward_set_fast(dins, 0u, cs, k, dout, m);
+}
+
+void eng_concat_backward_set_fast(float *const *dins, unsigned set, const int *cs, int k, const float *dout, size_t m)
+{
+    assert(dins && cs && dout && k > 0 && (k <= 32 || !set));
+    cat_ctx cx = {.dout = dout, .dins = dins, .cs = cs, .k = k, .set = set, .m = m, .ct = cat_channels(cs, k)};
     run_team(team_size(m * cx.ct), cat_bwd_team, &cx);
+}
+
+/* ---- channel slices ----------------------------------------------------------
+ * Threads take blocks of rows; a row is one copy or one vector addition. */
+typedef struct {
+    float *o;
+    const float *i;
+    size_t m, ci, c0, co;
+    int op; /* 0: forward copy, 1: backward add, 2: backward set */
+} slice_ctx;
+
+static void slice_team(void *p, int t, int nt)
+{
+    const slice_ctx *cx = p;
+    size_t r0, r1;
+    part_of(cx->m, t, nt, 1, &r0, &r1);
+    for (size_t r = r0; r < r1; r++) {
+        if (cx->op == 0)
+            memcpy(cx->o + r * cx->co, cx->i + r * cx->ci + cx->c0, cx->co * sizeof(float));
+        else if (cx->op == 2)
+            memcpy(cx->o + r * cx->ci + cx->c0, cx->i + r * cx->co, cx->co * sizeof(float));
+        else
+            ew_range(EW_ACC, cx->o + r * cx->ci + cx->c0, NULL, cx->i + r * cx->co, NULL, 0, cx->co);
+    }
+}
+
+static void slice_run(int op, float *o, const float *i, size_t m, int ci, int c0, int co)
+{
+    assert(o && i && ci > 0 && c0 >= 0 && co > 0 && c0 + co <= ci);
+    slice_ctx cx = {.o = o, .i = i, .m = m, .ci = (size_t)ci, .c0 = (size_t)c0, .co = (size_t)co, .op = op};
+    run_team(team_size(m * (size_t)co), slice_team, &cx);
+}
+
+void eng_slice_forward_fast(float *out, const float *in, size_t m, int ci, int c0, int co)
+{
+    slice_run(0, out, in, m, ci, c0, co);
+}
+
+void eng_slice_backward_fast(float *din, const float *dout, size_t m, int ci, int c0, int co)
+{
+    slice_run(1, din, dout, m, ci, c0, co);
+}
+
+void eng_slice_backward_set_fast(float *din, const float *dout, size_t m, int ci, int c0, int co)
+{
+    slice_run(2, din, dout, m, ci, c0, co);
 }
 
 /* ---- max pooling -------------------------------------------------------------
@@ -970,6 +1069,7 @@ typedef struct {
     float *out;
     const float *in;
     int n, h, w, c;
+    int set; /* backward: overwrite din */
 } up_ctx;
 
 static void up_fwd_team(void *p, int t, int nt)
@@ -1005,9 +1105,12 @@ static void up_bwd_team(void *p, int t, int nt)
                  * -0.0 gradient then gives the same zero. */
                 const v8d s = (((0.0 + cvt8d(ld8(t0 + j))) + cvt8d(ld8(t0 + c + j))) + cvt8d(ld8(t1 + j))) +
                               cvt8d(ld8(t1 + c + j));
-                st8(d + j, ld8(d + j) + cvt8f(s));
+                st8(d + j, cx->set ? cvt8f(s) : ld8(d + j) + cvt8f(s));
             }
-            for (; j < c; j++) d[j] += (float)((((0.0 + t0[j]) + t0[c + j]) + t1[j]) + t1[c + j]);
+            for (; j < c; j++) {
+                const float s = (float)((((0.0 + t0[j]) + t0[c + j]) + t1[j]) + t1[c + j]);
+                d[j] = cx->set ? s : d[j] + s;
+            }
         }
 }
 
@@ -1018,9 +1121,19 @@ void eng_upsample2_forward_fast(float *out, const float *in, int n, int h, int w
     run_team(team_size((size_t)n * h * w * c * 4), up_fwd_team, &cx);
 }
 
-void eng_upsample2_backward_fast(float *din, const float *dout, int n, int h, int w, int c)
+static void up_backward(float *din, const float *dout, int n, int h, int w, int c, int set)
 {
     assert(din && dout && n > 0 && h > 0 && w > 0 && c > 0);
-    up_ctx cx = {.out = din, .in = dout, .n = n, .h = h, .w = w, .c = c};
+    up_ctx cx = {.out = din, .in = dout, .n = n, .h = h, .w = w, .c = c, .set = set};
     run_team(team_size((size_t)n * h * w * c * 4), up_bwd_team, &cx);
+}
+
+void eng_upsample2_backward_fast(float *din, const float *dout, int n, int h, int w, int c)
+{
+    up_backward(din, dout, n, h, w, c, 0);
+}
+
+void eng_upsample2_backward_set_fast(float *din, const float *dout, int n, int h, int w, int c)
+{
+    up_backward(din, dout, n, h, w, c, 1);
 }

@@ -303,6 +303,38 @@ static size_t place_slots(slot *s, int n)
     return top;
 }
 
+/* A tensor consumed only by slices whose channel ranges are disjoint and
+ * cover all its channels (C2f's split) gets its whole gradient from them:
+ * each slice can overwrite its channels, and nothing needs zeroing. */
+static void mark_splits(eng_graph *g)
+{
+    for (int i = 0; i < g->nn; i++) {
+        const g_node *a = &g->nodes[i];
+        if (a->op != OP_SLICE) continue;
+        g_tensor *t = &g->t[a->in[0]];
+        if (t->split) continue; /* decided at its first slice */
+        int covered = 0, ok = 1;
+        for (int j = 0; j < g->nn && ok; j++) {
+            const g_node *b = &g->nodes[j];
+            for (int k = 0; k < b->nin && ok; k++) {
+                if (b->in[k] != a->in[0]) continue;
+                if (b->op != OP_SLICE) {
+                    ok = 0;
+                    break;
+                }
+                covered += g->t[b->out].c;
+                for (int q = 0; q < j; q++) { /* disjoint from every earlier slice of t */
+                    const g_node *e = &g->nodes[q];
+                    if (e->op == OP_SLICE && e->in[0] == a->in[0] && e->c0 < b->c0 + g->t[b->out].c &&
+                        b->c0 < e->c0 + g->t[e->out].c)
+                        ok = 0;
+                }
+            }
+        }
+        t->split = ok && covered == t->c;
+    }
+}
+
 /* Activations and gradients. A gradient lives during the backward pass
  * from the last op that consumes its tensor (which runs first, backwards)
  * to the op that produced it, so most gradients can share memory; the
@@ -343,6 +375,7 @@ static lupe_status place_tensors(eng_graph *g, int training, size_t *off)
             g->t[s[k].tensor].off = *off + s[k].off;
     }
     *off += region;
+    mark_splits(g);
     lupe_free(last);
     lupe_free(s);
     return LUPE_OK;
@@ -447,16 +480,17 @@ void eng_graph_backward(eng_graph *g)
      * hold what the caller put there. */
     for (int i = g->nn - 1; i >= 0; i--) {
         g_node *nd = &g->nodes[i];
-        /* An op with an overwriting backward (fast convolution, batch
-         * norm, SiLU) that is its input's first writer sets the gradient
-         * instead of adding to zeros: no memset, no read of the zeros. */
-        int first = graph__first_writer_sets(g, nd, i);
-        for (int k = 0; k < nd->nin && !first; k++) {
+        /* An op with an overwriting backward that is its input's first
+         * writer sets the gradient instead of adding to zeros: no memset,
+         * no read of the zeros. */
+        for (int k = 0; k < nd->nin; k++) {
             g_tensor *t = &g->t[nd->in[k]];
-            if (t->goff != SIZE_MAX && t->last == i)
+            int dup = 0;
+            for (int j = 0; j < k; j++) dup |= nd->in[j] == nd->in[k];
+            if (t->goff != SIZE_MAX && t->last == i && !dup && !graph__first_writer_sets(g, nd, i, k))
                 memset(g->arena + t->goff, 0, (size_t)t->n * t->h * t->w * t->c * sizeof(float));
         }
-        graph__backward(g, nd, first);
+        graph__backward(g, nd, i);
     }
 }
 

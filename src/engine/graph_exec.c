@@ -112,13 +112,10 @@ void graph__forward(eng_graph *g, g_node *nd, int training)
         (g->fast ? eng_concat_forward_fast : eng_concat_forward_ref)(D(nd->out), ins, cs, nd->nin, rows(in));
         break;
     }
-    case OP_SLICE: {
-        const float *src = D(nd->in[0]);
-        float *dst = D(nd->out);
-        for (size_t r = 0; r < rows(in); r++)
-            memcpy(dst + r * out->c, src + r * in->c + nd->c0, (size_t)out->c * sizeof(float));
+    case OP_SLICE:
+        (g->fast ? eng_slice_forward_fast : eng_slice_forward_ref)(D(nd->out), D(nd->in[0]), rows(in), in->c, nd->c0,
+                                                                   out->c);
         break;
-    }
     case OP_MAXPOOL:
         (g->fast ? eng_maxpool_forward_fast : eng_maxpool_forward_ref)(D(nd->out), D(nd->in[0]), in->n, in->h, in->w,
                                                                        in->c, nd->k);
@@ -130,20 +127,34 @@ void graph__forward(eng_graph *g, g_node *nd, int training)
     }
 }
 
-int graph__first_writer_sets(const eng_graph *g, const g_node *nd, int i)
+int graph__first_writer_sets(const eng_graph *g, const g_node *nd, int i, int k)
 {
-    int can = (nd->op == OP_CONV && nd->fast) || (g->fast && (nd->op == OP_SILU || graph__has_bn(nd->op)));
-    if (!can) return 0;
-    const g_tensor *t = &g->t[nd->in[0]];
-    return t->goff != SIZE_MAX && t->last == i;
+    const g_tensor *t = &g->t[nd->in[k]];
+    if (t->goff == SIZE_MAX) return 0;
+    if (nd->op == OP_CONV) return nd->fast && t->last == i;
+    if (!g->fast) return 0;
+    if (nd->op == OP_SLICE) return t->split;
+    for (int j = 0; j < k; j++)
+        if (nd->in[j] == nd->in[k]) return 0; /* x + x, concat(x, x): the second adds */
+    if (nd->op == OP_ADD && nd->in[0] == nd->in[1]) return 0;
+    switch (nd->op) {
+    case OP_BN:
+    case OP_BN_SILU:
+    case OP_SILU:
+    case OP_ADD:
+    case OP_CONCAT:
+    case OP_UP2: return t->last == i;
+    default: return 0;
+    }
 }
 
-void graph__backward(eng_graph *g, g_node *nd, int set_din)
+void graph__backward(eng_graph *g, g_node *nd, int i)
 {
     const g_tensor *in = &g->t[nd->in[0]], *out = &g->t[nd->out];
     const float *dout = GR(nd->out);
     if (!dout) return; /* inference plan: no gradients */
     float *din = nd->op == OP_INPUT ? NULL : GR(nd->in[0]);
+    const int set_din = nd->op != OP_INPUT && graph__first_writer_sets(g, nd, i, 0);
     switch (nd->op) {
     case OP_INPUT: break;
     case OP_CONV: {
@@ -185,19 +196,30 @@ void graph__backward(eng_graph *g, g_node *nd, int set_din)
         break;
     case OP_ADD:
         /* Both accept a NULL side (an input with no gradient). */
-        (g->fast ? eng_add_backward_fast : eng_add_backward_ref)(din, GR(nd->in[1]), dout, numel(in));
+        if (g->fast)
+            eng_add_backward_set_fast(din, GR(nd->in[1]), dout, numel(in),
+                                      (unsigned)set_din | (unsigned)graph__first_writer_sets(g, nd, i, 1) << 1);
+        else
+            eng_add_backward_ref(din, GR(nd->in[1]), dout, numel(in));
         break;
     case OP_CONCAT: {
         float *dins[G_MAX_IN];
         int cs[G_MAX_IN];
-        for (int k = 0; k < nd->nin; k++) dins[k] = GR(nd->in[k]), cs[k] = g->t[nd->in[k]].c;
-        (g->fast ? eng_concat_backward_fast : eng_concat_backward_ref)(dins, cs, nd->nin, dout, rows(in));
+        unsigned set = 0;
+        for (int k = 0; k < nd->nin; k++) {
+            dins[k] = GR(nd->in[k]), cs[k] = g->t[nd->in[k]].c;
+            set |= (unsigned)graph__first_writer_sets(g, nd, i, k) << k;
+        }
+        if (g->fast)
+            eng_concat_backward_set_fast(dins, set, cs, nd->nin, dout, rows(in));
+        else
+            eng_concat_backward_ref(dins, cs, nd->nin, dout, rows(in));
         break;
     }
     case OP_SLICE:
         if (din)
-            for (size_t r = 0; r < rows(in); r++)
-                for (int c = 0; c < out->c; c++) din[r * in->c + nd->c0 + c] += dout[r * out->c + c];
+            (set_din ? eng_slice_backward_set_fast : g->fast ? eng_slice_backward_fast : eng_slice_backward_ref)(
+                din, dout, rows(in), in->c, nd->c0, out->c);
         break;
     case OP_MAXPOOL:
         if (din)
@@ -205,7 +227,10 @@ void graph__backward(eng_graph *g, g_node *nd, int set_din)
                                                                              in->w, in->c, nd->k);
         break;
     case OP_UP2:
-        if (din) (g->fast ? eng_upsample2_backward_fast : eng_upsample2_backward_ref)(din, dout, in->n, in->h, in->w, in->c);
+        if (din)
+            (set_din ? eng_upsample2_backward_set_fast : g->fast ? eng_upsample2_backward_fast
+                                                                 : eng_upsample2_backward_ref)(din, dout, in->n, in->h,
+                                                                                               in->w, in->c);
         break;
     }
 }

@@ -23,6 +23,7 @@ typedef struct g_tensor {
     int producer;      /* node index */
     int last;          /* last consuming node, -1 for the graph's outputs */
     int is_input;
+    int split;         /* consumed only by slices that partition its channels */
 } g_tensor;
 
 typedef struct g_node {
@@ -68,11 +69,15 @@ const char *graph__op_name(int op);
 lupe_status graph__prepare(eng_graph *g, g_node *nd, size_t *scratch);
 void graph__node_cleanup(g_node *nd);
 void graph__forward(eng_graph *g, g_node *nd, int training);
-/* Whether node i can overwrite its input's gradient rather than add to it
- * (a fast convolution, batch norm, batch norm + SiLU or SiLU whose input
- * this node is the last to consume). */
-int graph__first_writer_sets(const eng_graph *g, const g_node *nd, int i);
-/* set_din: write the input gradient instead of adding to it. */
-void graph__backward(eng_graph *g, g_node *nd, int set_din);
+/* Whether node i, with fast paths on, overwrites the gradient of its input
+ * k rather than adding to it: it is the first to write it (the last to
+ * consume the tensor, and k its first occurrence in the node's inputs) and
+ * has an overwriting form (a fast convolution, batch norm, batch norm +
+ * SiLU, SiLU, add, concat, upsampling); or it is a slice of a tensor that
+ * slices partition (each overwrites its own channels). eng_graph_backward
+ * zeroes the gradients that no first writer overwrites. */
+int graph__first_writer_sets(const eng_graph *g, const g_node *nd, int i, int k);
+/* Node i's backward pass. */
+void graph__backward(eng_graph *g, g_node *nd, int i);
 
 #endif

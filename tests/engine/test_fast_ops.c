@@ -1,10 +1,11 @@
 /*
- * Tests of the fast element-wise, batch-norm, concat, pooling and
- * upsampling ops against their references, on shapes with channel counts
- * that are not multiples of the vector width, single rows, extreme inputs,
- * NULL gradients and repeated (accumulating) backward calls, each run with
- * 1 thread, 3 threads (more than this machine may have: uneven splits) and
- * all cores. Tolerances are stated per op, as in engine.h.
+ * Tests of the fast element-wise, batch-norm (also fused with SiLU),
+ * concat, slice, pooling and upsampling ops against their references, on
+ * shapes with channel counts that are not multiples of the vector width,
+ * single rows, extreme inputs, NULL gradients, repeated (accumulating) and
+ * overwriting backward calls, each run with 1 thread, 3 threads (more than
+ * this machine may have: uneven splits) and all cores. Tolerances are
+ * stated per op, as in engine.h.
  */
 #include <float.h>
 #include <math.h>
@@ -388,6 +389,101 @@ static void test_bn_silu(void **state)
     eng_set_threads(0);
 }
 
+/* ---- slices and the overwriting forms of concat, add, upsampling ---------------
+ * Slices: copies and float additions as the reference: bit-identical. The
+ * overwriting forms equal adding into zeros (compared as floats: a -0.0
+ * gradient may stay -0.0), whatever the buffer held, and leave the inputs
+ * they do not overwrite accumulating. */
+static void expect_equal_floats(const char *what, const float *got, const float *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(got[i] == want[i])) fail_msg("%s: element %zu is %.9g, want %.9g", what, i, got[i], want[i]);
+}
+
+static void test_slices_and_set_forms(void **state)
+{
+    (void)state;
+    gc_rng r = gc_seed(79);
+    const int sl[][3] = {{5, 0, 2}, {5, 2, 3}, {16, 8, 8}, {33, 1, 31}, {1, 0, 1}}; /* ci, c0, co */
+    const size_t ms[] = {1, 9, 3001};
+    for (int t = 0; t < NTHREADS; t++) {
+        eng_set_threads(thread_counts[t]);
+        for (int s = 0; s < 5; s++)
+            for (int mi = 0; mi < 3; mi++) {
+                const int ci = sl[s][0], c0 = sl[s][1], co = sl[s][2];
+                const size_t m = ms[mi], ni = m * (size_t)ci, no = m * (size_t)co;
+                float *x = gc_random(&r, ni, -1, 1), *yw = gc_zeros(no), *yg = gc_random(&r, no, -1, 1);
+                eng_slice_forward_ref(yw, x, m, ci, c0, co);
+                eng_slice_forward_fast(yg, x, m, ci, c0, co);
+                assert_memory_equal(yg, yw, no * sizeof(float));
+                float *dy = gc_random(&r, no, -1, 1), *dw = gc_random(&r, ni, -1, 1), *dg = copy_of(dw, ni);
+                for (int rep = 0; rep < 2; rep++) {
+                    eng_slice_backward_ref(dw, dy, m, ci, c0, co);
+                    eng_slice_backward_fast(dg, dy, m, ci, c0, co);
+                }
+                assert_memory_equal(dg, dw, ni * sizeof(float));
+                /* Overwriting: the slice's channels become dy, the others keep their values. */
+                float *ds = copy_of(dw, ni);
+                eng_slice_backward_set_fast(ds, dy, m, ci, c0, co);
+                for (size_t i = 0; i < m; i++)
+                    for (int j = 0; j < ci; j++) {
+                        const float want = j >= c0 && j < c0 + co ? dy[i * co + j - c0] : dw[i * ci + j];
+                        if (!(ds[i * ci + j] == want)) fail_msg("slice set: row %zu channel %d", i, j);
+                    }
+                free(x), free(yw), free(yg), free(dy), free(dw), free(dg), free(ds);
+            }
+
+        /* concat: every mask of 3 inputs, one of them NULL in half the runs. */
+        const int cs[3] = {3, 8, 5};
+        const size_t m = 777, ct = 16;
+        float *dy = gc_random(&r, m * ct, -1, 1);
+        for (unsigned mask = 0; mask < 16; mask++) {
+            float *start[3], *want[3], *got[3];
+            for (int i = 0; i < 3; i++) {
+                start[i] = gc_random(&r, m * cs[i], -1, 1);
+                want[i] = copy_of(start[i], m * cs[i]);
+                got[i] = copy_of(start[i], m * cs[i]);
+                if (mask >> i & 1u) memset(want[i], 0, m * cs[i] * sizeof(float)); /* overwritten: from zero */
+            }
+            float *wptr[3] = {want[0], want[1], mask & 8u ? NULL : want[2]};
+            float *gptr[3] = {got[0], got[1], mask & 8u ? NULL : got[2]};
+            eng_concat_backward_ref(wptr, cs, 3, dy, m);
+            eng_concat_backward_set_fast(gptr, mask & 7u, cs, 3, dy, m);
+            for (int i = 0; i < 3; i++) {
+                expect_equal_floats("concat set", got[i], mask & 8u && i == 2 ? start[2] : want[i], m * cs[i]);
+                free(start[i]), free(want[i]), free(got[i]);
+            }
+        }
+        free(dy);
+
+        /* add: the four masks on distinct buffers, and with one side NULL. */
+        const size_t n = 4099;
+        float *d = gc_random(&r, n, -1, 1), *a0 = gc_random(&r, n, -1, 1), *b0 = gc_random(&r, n, -1, 1);
+        for (unsigned set = 0; set < 4; set++)
+            for (int nulls = 0; nulls < 3; nulls++) { /* 0: both, 1: no da, 2: no db */
+                float *aw = copy_of(a0, n), *bw = copy_of(b0, n), *ag = copy_of(a0, n), *bg = copy_of(b0, n);
+                if (set & 1u) memset(aw, 0, n * sizeof(float));
+                if (set & 2u) memset(bw, 0, n * sizeof(float));
+                eng_add_backward_ref(nulls == 1 ? NULL : aw, nulls == 2 ? NULL : bw, d, n);
+                eng_add_backward_set_fast(nulls == 1 ? NULL : ag, nulls == 2 ? NULL : bg, d, n, set);
+                expect_equal_floats("add set da", ag, nulls == 1 ? a0 : aw, n);
+                expect_equal_floats("add set db", bg, nulls == 2 ? b0 : bw, n);
+                free(aw), free(bw), free(ag), free(bg);
+            }
+        free(d), free(a0), free(b0);
+
+        /* upsampling */
+        const int un = 2, uh = 5, uw = 3, uc = 11;
+        const size_t usz = (size_t)un * uh * uw * uc;
+        float *udy = gc_random(&r, 4 * usz, -1, 1), *uw0 = gc_zeros(usz), *ug = gc_random(&r, usz, -5, 5);
+        eng_upsample2_backward_ref(uw0, udy, un, uh, uw, uc);
+        eng_upsample2_backward_set_fast(ug, udy, un, uh, uw, uc);
+        expect_equal_floats("upsample2 set", ug, uw0, usz);
+        free(udy), free(uw0), free(ug);
+    }
+    eng_set_threads(0);
+}
+
 /* ---- concat -----------------------------------------------------------------
  * Copies and float additions in the reference's order: bit-identical. */
 static void test_concat(void **state)
@@ -513,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm),            cmocka_unit_test(test_batchnorm_cancellation),
         cmocka_unit_test(test_concat),               cmocka_unit_test(test_pool_upsample),
         cmocka_unit_test(test_set_forms),            cmocka_unit_test(test_bn_silu),
+        cmocka_unit_test(test_slices_and_set_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
