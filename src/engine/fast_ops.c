@@ -13,6 +13,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#ifdef __FMA__
+#include <immintrin.h>
+#endif
 
 #include "lupe/engine.h"
 
@@ -109,6 +112,18 @@ INL v8f splat(float x)
         const v8d v8_ = (v);                                                                                         \
         memcpy((p), &v8_, sizeof v8_);                                                                               \
     } while (0)
+/* a * b + c. Where the target has FMA (release builds: -march=x86-64-v3)
+ * as one fused multiply-add, rounded once; elsewhere (debug builds) as a
+ * multiply and an add. Written out where it is wanted rather than left to
+ * the compiler's contraction, so one expression computes the same bits in
+ * every place it is used (the fused batch norm + SiLU computes dy in two
+ * passes and relies on that). Results differ between the two kinds of
+ * build by an ulp here and there, within every stated tolerance. */
+#ifdef __FMA__
+#define fma8(a, b, c) ((v8f)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#else
+#define fma8(a, b, c) ((a) * (b) + (c))
+#endif
 #define cvt8d(v) __builtin_convertvector((v), v8d)
 #define cvt8f(v) __builtin_convertvector((v), v8f)
 /* mask ? a : b, lane by lane; mask lanes are all ones or all zeros. */
@@ -128,17 +143,17 @@ INL v8f exp_nonpos(const v8f *pt)
     const v8i tiny = *pt < -87.5f;
     const v8f t = sel(tiny, splat(-87.5f), *pt);
     const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    v8f fn = t * 1.44269504088896341f + magic;
+    v8f fn = fma8(t, splat(1.44269504088896341f), splat(magic));
     const v8u n = (v8u)fn - (v8u)splat(magic); /* n mod 2^32, in [-126, 0] */
     fn = fn - magic;
-    const v8f r = (t - fn * 0.693359375f) - fn * -2.12194440e-4f;
+    const v8f r = fma8(fn, splat(2.12194440e-4f), fma8(fn, splat(-0.693359375f), t));
     v8f p = splat(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
+    p = fma8(p, r, splat(1.3981999507e-3f));
+    p = fma8(p, r, splat(8.3334519073e-3f));
+    p = fma8(p, r, splat(4.1665795894e-2f));
+    p = fma8(p, r, splat(1.6666665459e-1f));
+    p = fma8(p, r, splat(5.0000001201e-1f));
+    p = fma8(p, r * r, r) + 1.0f;
     const v8f scale = (v8f)((n + 127u) << 23);
     return sel(tiny, splat(0.0f), p * scale);
 }
@@ -160,7 +175,10 @@ INL void sigmoid8(const v8f *px, v8f *s, v8f *oms)
  * Each op is a kernel on 8 elements; a range runs it over whole vectors and
  * then once over a zero-padded copy of the last 1..7 elements, so every
  * element goes through the same arithmetic wherever it lies. */
-enum { EW_SILU_F, EW_SILU_B, EW_SILU_BS, EW_SIG_F, EW_SIG_B, EW_ADD_F, EW_ADD_B, EW_ADD_BS, EW_ADD_BSS, EW_ACC, EW_COPY };
+enum {
+    EW_SILU_F, EW_SILU_B, EW_SILU_BS, EW_SIG_F, EW_SIG_B,
+    EW_ADD_F, EW_ADD_B, EW_ADD_BS, EW_ADD_BSS, EW_ACC, EW_COPY
+};
 
 /* x * sigmoid(x), and dout * silu'(x) with silu'(x) = s (1 + x (1 - s)):
  * on registers, shared by SiLU and the fused batch norm + SiLU. */
@@ -175,7 +193,7 @@ INL v8f silu_dy8(const v8f *dout, const v8f *x)
 {
     v8f s, oms;
     sigmoid8(x, &s, &oms);
-    return *dout * (s * (1.0f + *x * oms));
+    return *dout * (s * fma8(*x, oms, splat(1.0f)));
 }
 
 INL void silu_f8(float *out, const float *in)
@@ -405,18 +423,27 @@ void eng_add_backward_set_fast(float *da, float *db, const float *dout, size_t n
  * the other in the same parallel region.
  *
  * Statistics in one pass, without cancellation: each channel's values are
- * shifted by K, its value in row 0, and var = (S2 - S1^2/m) / m with
- * S1 = sum (x - K) and S2 = sum (x - K)^2 in double. Cancellation scales the
- * rounding error by 1 + (mean - K)^2 / var at most, and since K is one of
- * the values, (K - mean)^2 <= m * var: with double sums the relative error
- * of the variance stays below about (m + 1) * 1e-16 (2e-11 for m = 2e5).
- * The reference's two passes need one more read of the input.
+ * shifted by K, the mean of its first BN_K_ROWS rows rounded to float, and
+ * var = (S2 - S1^2/m) / m with S1 = sum (x - K) and S2 = sum (x - K)^2.
+ * Cancellation scales the rounding error of S2 by 1 + (mean - K)^2 / var,
+ * which with K a mean of 16 values is about 1 + 1/16, not up to m as with K
+ * one value far out. That makes float sums good enough for S2: each group
+ * of 8 channels is summed in float registers over BN_SUM_ROWS rows
+ * (relative error about 1e-7, at worst 32 * 6e-8) and those partials in
+ * double. S1, whose error is relative to a mean that may be near 0, is
+ * summed in double registers. Both stay in registers across the block
+ * rather than going through memory at every row. The reference's two
+ * passes need one more read of the input.
  *
  * Batch norm + SiLU (silu = 1 in the contexts) is the same code with SiLU
- * applied to the normalized value in registers before it is stored, and in
- * the backward pass dy = dout * silu'(y) recomputed from y = (x - mean) *
- * gamma * invstd + beta in both passes over the rows (a few dozen flops per
- * element, cheaper than writing and reading back a tensor of dy). */
+ * applied to the normalized value in registers before it is stored. Its
+ * backward pass recomputes y = (x - mean) * gamma * invstd + beta and
+ * dy = dout * silu'(y) in the sums pass, summed as above in float blocks
+ * (there is no cancellation to fear in gradient sums); the overwriting form
+ * parks dy in din for the second pass, the accumulating form computes it
+ * again there. */
+#define BN_K_ROWS 16
+#define BN_SUM_ROWS 32
 #define BN_CHUNK 1024
 
 typedef struct {
@@ -449,23 +476,36 @@ INL v8f ld_first(const float *p, int k)
     } while (0)
 
 /* s[j] += x - k[j], q[j] += (x - k[j])^2 over rows [r0, r1) of channels
- * [c0, c0 + cn) of x[m, c]. */
-static void bn_shifted_sums(double *s, double *q, const double *k, const float *x, int c, int c0, int cn, size_t r0,
+ * [c0, c0 + cn) of x[m, c], in float over blocks of BN_SUM_ROWS rows.
+ * k is a chunk array (whole vectors can be read). */
+INL void bn_shifted_block(double *s, double *q, const float *k, const float *x, size_t c, size_t r0, size_t r1, int n)
+{
+    const v8f kv = ld8(k);
+    const v8d kd = cvt8d(kv);
+    v8d sd = kd - kd;
+    v8f qf = splat(0.0f);
+    for (size_t r = r0; r < r1; r++) {
+        const v8f xv = n == 8 ? ld8(x + r * c) : ld_first(x + r * c, n), d = xv - kv;
+        sd += cvt8d(xv) - kd; /* exact differences: a float minus a float, in double */
+        qf = fma8(d, d, qf);
+    }
+    const v8d qd = cvt8d(qf);
+    if (n == 8) {
+        st8d(s, ld8d(s) + sd);
+        st8d(q, ld8d(q) + qd);
+    } else {
+        for (int l = 0; l < n; l++) s[l] += sd[l], q[l] += qd[l];
+    }
+}
+
+static void bn_shifted_sums(double *s, double *q, const float *k, const float *x, int c, int c0, int cn, size_t r0,
                             size_t r1)
 {
-    for (size_t r = r0; r < r1; r++) {
-        const float *row = x + r * (size_t)c + c0;
-        int j = 0;
-        for (; j + 8 <= cn; j += 8) {
-            const v8d d = cvt8d(ld8(row + j)) - ld8d(k + j);
-            st8d(s + j, ld8d(s + j) + d);
-            st8d(q + j, ld8d(q + j) + d * d);
-        }
-        for (; j < cn; j++) {
-            const double d = (double)row[j] - k[j];
-            s[j] += d;
-            q[j] += d * d;
-        }
+    const int whole = cn / 8 * 8, tail = cn - whole;
+    for (size_t rb = r0; rb < r1; rb += BN_SUM_ROWS) {
+        const size_t re = r1 - rb < BN_SUM_ROWS ? r1 : rb + BN_SUM_ROWS;
+        for (int j = 0; j < whole; j += 8) bn_shifted_block(s + j, q + j, k + j, x + c0 + j, (size_t)c, rb, re, 8);
+        if (tail) bn_shifted_block(s + whole, q + whole, k + whole, x + c0 + whole, (size_t)c, rb, re, tail);
     }
 }
 
@@ -480,7 +520,7 @@ static void bn_normalize(float *out, const float *x, const float *mhi, const flo
         const size_t at = r * (size_t)c + c0;
         int j = 0;
         for (; j + 8 <= cn; j += 8)
-            st8(out + at + j, ((ld8(x + at + j) - ld8(mhi + j)) - ld8(mlo + j)) * ld8(scale + j) + ld8(beta + j));
+            st8(out + at + j, fma8((ld8(x + at + j) - ld8(mhi + j)) - ld8(mlo + j), ld8(scale + j), ld8(beta + j)));
         for (; j < cn; j++) out[at + j] = ((x[at + j] - mhi[j]) - mlo[j]) * scale[j] + beta[j];
     }
 }
@@ -492,13 +532,13 @@ static void bn_normalize_silu(float *out, const float *x, const float *mhi, cons
         const size_t at = r * (size_t)c + c0;
         int j = 0;
         for (; j + 8 <= cn; j += 8) {
-            const v8f y = ((ld8(x + at + j) - ld8(mhi + j)) - ld8(mlo + j)) * ld8(scale + j) + ld8(beta + j);
+            const v8f y = fma8((ld8(x + at + j) - ld8(mhi + j)) - ld8(mlo + j), ld8(scale + j), ld8(beta + j));
             st8(out + at + j, silu8(&y));
         }
         if (j < cn) {
             const int k = cn - j;
-            const v8f y = ((ld_first(x + at + j, k) - ld8(mhi + j)) - ld8(mlo + j)) * ld8(scale + j) +
-                          ld_first(beta + j, k);
+            const v8f y =
+                fma8((ld_first(x + at + j, k) - ld8(mhi + j)) - ld8(mlo + j), ld8(scale + j), ld_first(beta + j, k));
             st_first(out + at + j, silu8(&y), k);
         }
     }
@@ -508,14 +548,22 @@ static void bn_fwd_team(void *p, int t, int nt)
 {
     bn_fwd_ctx *cx = p;
     /* S1 in acc[0, BN_CHUNK), S2 in acc[BN_CHUNK, 2 * BN_CHUNK). */
-    _Alignas(64) double acc[2 * BN_CHUNK], k[BN_CHUNK];
+    _Alignas(64) double acc[2 * BN_CHUNK];
+    _Alignas(64) float k[BN_CHUNK];
     double *s = acc, *q = acc + BN_CHUNK;
     const double md = (double)cx->m;
+    const size_t kr = cx->m < BN_K_ROWS ? cx->m : BN_K_ROWS;
     size_t r0, r1;
     part_of(cx->m, t, nt, 1, &r0, &r1);
     for (int c0 = 0; c0 < cx->c; c0 += BN_CHUNK) {
         const int cn = cx->c - c0 < BN_CHUNK ? cx->c - c0 : BN_CHUNK;
-        for (int j = 0; j < cn; j++) k[j] = cx->in[c0 + j], s[j] = 0.0, q[j] = 0.0;
+        /* The shift: every thread computes the same K from the same rows. */
+        for (int j = 0; j < cn; j++) {
+            double sum = 0.0;
+            for (size_t r = 0; r < kr; r++) sum += cx->in[r * (size_t)cx->c + c0 + j];
+            k[j] = (float)(sum / (double)kr), s[j] = 0.0, q[j] = 0.0;
+        }
+        for (int j = cn; j < (cn + 7) / 8 * 8; j++) k[j] = 0.0f;
         bn_shifted_sums(s, q, k, cx->in, cx->c, c0, cn, r0, r1);
         cx->part[t] = acc;
         team_barrier();
@@ -526,7 +574,7 @@ static void bn_fwd_team(void *p, int t, int nt)
             for (int i = 0; i < nt; i++) s1 += cx->part[i][j], s2 += cx->part[i][BN_CHUNK + j];
             double var = (s2 - s1 * s1 / md) / md;
             if (var < 0) var = 0;
-            const double mu = k[j] + s1 / md, is = 1.0 / sqrt(var + cx->eps);
+            const double mu = (double)k[j] + s1 / md, is = 1.0 / sqrt(var + cx->eps);
             const int ch = c0 + (int)j;
             cx->mean[ch] = (float)mu;
             cx->invstd[ch] = (float)is;
@@ -655,7 +703,7 @@ static void bn_grad_sums(double *s, double *p, const float *mean, const float *d
 /* dout * silu'(y), y = (x - mean) * a + beta, on 8 channels. */
 INL v8f bn_silu_dy8(const v8f *dout, const v8f *x, const v8f *mean, const v8f *a, const v8f *beta)
 {
-    const v8f y = (*x - *mean) * *a + *beta;
+    const v8f y = fma8(*x - *mean, *a, *beta);
     return silu_dy8(dout, &y);
 }
 
@@ -666,11 +714,7 @@ INL v8f bn_silu_dy8(const v8f *dout, const v8f *x, const v8f *mean, const v8f *a
  * computing it again).
  *
  * Each group of 8 channels is summed in float registers over BN_SUM_ROWS
- * rows, then added to the double sums: converting every term to double
- * cost as much as the sigmoid. The float partials of 32 terms are within
- * about sqrt(32) * 6e-8 of their value, far inside batch norm's tolerance
- * (the forward statistics, where the variance can cancel, stay in double). */
-#define BN_SUM_ROWS 32
+ * rows, then added to the double sums, as the forward statistics. */
 
 INL void bn_silu_sums_block(double *s, double *p, float *dys, const float *mean, const float *a, const float *beta,
                             const float *dout, const float *x, size_t c, size_t r0, size_t r1, int k)
