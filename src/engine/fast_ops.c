@@ -80,6 +80,10 @@ typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 typedef uint32_t v8u __attribute__((vector_size(32)));
 typedef double v8d __attribute__((vector_size(64)));
+/* Halves, for accumulators that must stay in registers: GCC keeps a v8d
+ * accumulator in memory across a loop under AVX2 (two registers wide). */
+typedef float v4f __attribute__((vector_size(16)));
+typedef double v4d __attribute__((vector_size(32)));
 #define INL static inline __attribute__((always_inline))
 
 INL v8f ld8(const float *p)
@@ -125,6 +129,8 @@ INL v8f splat(float x)
 #define fma8(a, b, c) ((a) * (b) + (c))
 #endif
 #define cvt8d(v) __builtin_convertvector((v), v8d)
+#define lo4d(v) __builtin_convertvector((v4f)__builtin_shufflevector((v), (v), 0, 1, 2, 3), v4d)
+#define hi4d(v) __builtin_convertvector((v4f)__builtin_shufflevector((v), (v), 4, 5, 6, 7), v4d)
 #define cvt8f(v) __builtin_convertvector((v), v8f)
 /* mask ? a : b, lane by lane; mask lanes are all ones or all zeros. */
 #define seli(mask, a, b) (((a) & (mask)) | ((b) & ~(mask)))
@@ -475,27 +481,39 @@ INL v8f ld_first(const float *p, int k)
         memcpy((p), t_, (size_t)(k) * sizeof(float));                                                                \
     } while (0)
 
+/* p[0, n) += the lanes of lo then hi (n <= 8). */
+INL void add_lanes(double *p, const v4d *lo, const v4d *hi, int n)
+{
+    if (n == 8) {
+        v4d a, b;
+        memcpy(&a, p, sizeof a);
+        memcpy(&b, p + 4, sizeof b);
+        a += *lo, b += *hi;
+        memcpy(p, &a, sizeof a);
+        memcpy(p + 4, &b, sizeof b);
+        return;
+    }
+    for (int l = 0; l < n; l++) p[l] += l < 4 ? (*lo)[l] : (*hi)[l - 4];
+}
+
 /* s[j] += x - k[j], q[j] += (x - k[j])^2 over rows [r0, r1) of channels
  * [c0, c0 + cn) of x[m, c], in float over blocks of BN_SUM_ROWS rows.
  * k is a chunk array (whole vectors can be read). */
 INL void bn_shifted_block(double *s, double *q, const float *k, const float *x, size_t c, size_t r0, size_t r1, int n)
 {
     const v8f kv = ld8(k);
-    const v8d kd = cvt8d(kv);
-    v8d sd = kd - kd;
+    const v4d klo = lo4d(kv), khi = hi4d(kv);
+    v4d slo = klo - klo, shi = slo;
     v8f qf = splat(0.0f);
     for (size_t r = r0; r < r1; r++) {
         const v8f xv = n == 8 ? ld8(x + r * c) : ld_first(x + r * c, n), d = xv - kv;
-        sd += cvt8d(xv) - kd; /* exact differences: a float minus a float, in double */
+        slo += lo4d(xv) - klo; /* exact differences: a float minus a float, in double */
+        shi += hi4d(xv) - khi;
         qf = fma8(d, d, qf);
     }
-    const v8d qd = cvt8d(qf);
-    if (n == 8) {
-        st8d(s, ld8d(s) + sd);
-        st8d(q, ld8d(q) + qd);
-    } else {
-        for (int l = 0; l < n; l++) s[l] += sd[l], q[l] += qd[l];
-    }
+    add_lanes(s, &slo, &shi, n);
+    const v4d qlo = lo4d(qf), qhi = hi4d(qf);
+    add_lanes(q, &qlo, &qhi, n);
 }
 
 static void bn_shifted_sums(double *s, double *q, const float *k, const float *x, int c, int c0, int cn, size_t r0,
@@ -734,13 +752,9 @@ INL void bn_silu_sums_block(double *s, double *p, float *dys, const float *mean,
                 st_first(dys + r * c, dy, k);
         }
     }
-    const v8d sd = cvt8d(sf), pd = cvt8d(pf);
-    if (k == 8) {
-        st8d(s, ld8d(s) + sd);
-        st8d(p, ld8d(p) + pd);
-    } else {
-        for (int l = 0; l < k; l++) s[l] += sd[l], p[l] += pd[l];
-    }
+    const v4d slo = lo4d(sf), shi = hi4d(sf), plo = lo4d(pf), phi = hi4d(pf);
+    add_lanes(s, &slo, &shi, k);
+    add_lanes(p, &plo, &phi, k);
 }
 
 static void bn_silu_grad_sums(double *s, double *p, float *dys, const float *mean, const float *a, const float *beta,
