@@ -345,7 +345,7 @@ int eng_bf16_supported(void);
 /* ENG_PREC_F32 or ENG_PREC_BF16: what the handle computes in. */
 eng_precision eng_conv_fast_precision(const eng_conv_fast *c);
 
-/* ---- fast element-wise, batch norm, concat, pooling ----------------------
+/* ---- fast element-wise, batch norm, concat, slices, pooling ---------------
  * The _ref ops above with the same buffers, shapes and contracts (backward
  * passes accumulate; NULL din/dgamma/dbeta, da/db and dins[i] are skipped;
  * element-wise forwards and batch norm accept out == in), vectorised and run
@@ -353,17 +353,21 @@ eng_precision eng_conv_fast_precision(const eng_conv_fast *c);
  * built without OpenMP). Nothing is allocated: per-thread sums live on the
  * threads' stacks. Differences from the references, which compute in double
  * (tested in tests/engine/test_fast_ops.c):
- *   - add, concat, max pooling, upsampling: bit-identical.
+ *   - add, concat, slices, max pooling, upsampling: bit-identical.
  *   - sigmoid, SiLU: float arithmetic with a polynomial exp of about 1 ulp;
  *     outputs within a few ulp (relative 1e-6), 0 instead of a value below
  *     1.2e-38 (sigmoid(x) for x < -87.5); gradients within 1e-6 of
  *     |dy| * max(1, |x|) (SiLU) or |dy| (sigmoid).
- *   - batch norm: statistics in double (mean, invstd within a float
- *     rounding), the normalisation and gradients in float: relative 1e-5 of
- *     the tensor's largest value, also for means far from 0. Above 1024
- *     channels inference batch norm runs the reference.
- * Results do not depend on timing; the batch-norm sums (in double) depend
- * on the thread count only in their last bits. */
+ *   - batch norm (also fused with SiLU): mean and invstd within a float
+ *     rounding of the reference's (relative 1e-6: sums of float blocks
+ *     added in double, the variance's shifted to avoid cancellation), the
+ *     normalisation and gradients in float: relative 1e-5 of the tensor's
+ *     largest value, also for means far from 0. Above 1024 channels
+ *     inference batch norm runs the reference.
+ * Release builds (with FMA) round some multiply-adds once where debug
+ * builds round twice: the last bits differ between the two, within the
+ * same tolerances. Results do not depend on timing; the batch-norm sums
+ * depend on the thread count only in their last bits. */
 void eng_bn_forward_train_fast(float *out, float *mean, float *invstd, const float *in, const float *gamma,
                                const float *beta, size_t m, int c, float eps);
 void eng_bn_forward_infer_fast(float *out, const float *in, const float *gamma, const float *beta, const float *rmean,

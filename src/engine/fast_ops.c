@@ -917,7 +917,16 @@ void eng_bn_silu_backward_set_fast(float *din, float *dgamma, float *dbeta, cons
 }
 
 /* ---- concat ----------------------------------------------------------------
- * Threads take blocks of rows; each row is k copies (or additions). */
+ * Threads take blocks of rows; each row is k copies (or additions). A row of
+ * one input is often 16 to 64 floats: copied inline, 8 at a time, since a
+ * call to memcpy per row costs as much as the copy. */
+INL void copy_row(float *dst, const float *src, size_t n)
+{
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) st8(dst + j, ld8(src + j));
+    if (j < n) memcpy(dst + j, src + j, (n - j) * sizeof(float));
+}
+
 typedef struct {
     float *out;
     const float *dout;
@@ -938,7 +947,7 @@ static void cat_fwd_team(void *p, int t, int nt)
         size_t off = 0;
         for (int i = 0; i < cx->k; i++) {
             const size_t ci = (size_t)cx->cs[i];
-            memcpy(cx->out + r * cx->ct + off, cx->ins[i] + r * ci, ci * sizeof(float));
+            copy_row(cx->out + r * cx->ct + off, cx->ins[i] + r * ci, ci);
             off += ci;
         }
     }
@@ -954,7 +963,7 @@ static void cat_bwd_team(void *p, int t, int nt)
         const size_t ci = (size_t)cx->cs[i];
         if (cx->dins[i] && ci && (cx->set >> i & 1u))
             for (size_t r = r0; r < r1; r++)
-                memcpy(cx->dins[i] + r * ci, cx->dout + r * cx->ct + off, ci * sizeof(float));
+                copy_row(cx->dins[i] + r * ci, cx->dout + r * cx->ct + off, ci);
         else if (cx->dins[i] && ci)
             for (size_t r = r0; r < r1; r++) /* rows of one input follow each other: one range */
                 ew_range(EW_ACC, cx->dins[i] + r * ci, NULL, cx->dout + r * cx->ct + off, NULL, 0, ci);
@@ -1007,9 +1016,9 @@ static void slice_team(void *p, int t, int nt)
     part_of(cx->m, t, nt, 1, &r0, &r1);
     for (size_t r = r0; r < r1; r++) {
         if (cx->op == 0)
-            memcpy(cx->o + r * cx->co, cx->i + r * cx->ci + cx->c0, cx->co * sizeof(float));
+            copy_row(cx->o + r * cx->co, cx->i + r * cx->ci + cx->c0, cx->co);
         else if (cx->op == 2)
-            memcpy(cx->o + r * cx->ci + cx->c0, cx->i + r * cx->co, cx->co * sizeof(float));
+            copy_row(cx->o + r * cx->ci + cx->c0, cx->i + r * cx->co, cx->co);
         else
             ew_range(EW_ACC, cx->o + r * cx->ci + cx->c0, NULL, cx->i + r * cx->co, NULL, 0, cx->co);
     }
