@@ -4,8 +4,10 @@
  * PyTorch 1.13 (bench/torch_step.py, channels-last, same threads and
  * batch) measured in the same run, with both peak memories.
  *
- *   build/release/bin/bench_step [--scale n] [--imgsz 480] [--batch 16] [--steps 5] [--threads 0]
+ *   build/release/bin/bench_step [--scale n] [--imgsz 480] [--batch 16] [--steps 5] [--threads 0] [--torch 1]
  *
+ * --torch 0 skips PyTorch (half the run's time) when only lupe's figures
+ * are wanted, e.g. comparing two lupe builds.
  * Prints figures and ratios; nothing here is asserted.
  */
 #include <stdio.h>
@@ -40,15 +42,17 @@ static long peak_rss_mb(void)
 int main(int argc, char **argv)
 {
     const char *scale = "n";
-    int imgsz = 480, batch = 16, steps = 5, threads = 0;
+    int imgsz = 480, batch = 16, steps = 5, threads = 0, torch = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--scale")) scale = argv[i + 1];
         else if (!strcmp(argv[i], "--imgsz")) imgsz = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--torch")) torch = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: bench_step [--scale n|s] [--imgsz N] [--batch N] [--steps N] [--threads N]\n");
+            fprintf(stderr, "usage: bench_step [--scale n|s] [--imgsz N] [--batch N] [--steps N] [--threads N] "
+                            "[--torch 0|1]\n");
             return 2;
         }
     }
@@ -61,7 +65,7 @@ int main(int argc, char **argv)
     char cmd[512];
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 bench/torch_step.py %s %d %d %d %d 2>&1", scale, imgsz, batch,
              eng_get_threads(), steps);
-    FILE *p = popen(cmd, "r");
+    FILE *p = torch ? popen(cmd, "r") : NULL;
     char line[512] = "";
     double torch_ms = 0, torch_rss = 0;
     long tparams = 0;
@@ -147,6 +151,8 @@ int main(int argc, char **argv)
                steps, batch * 1000.0 / torch_ms, torch_rss, tparams);
         printf("ratio:   lupe is %.2fx PyTorch's speed; peak memory %.2fx PyTorch's\n", torch_ms / lupe_ms,
                (double)lupe_rss / torch_rss);
+    } else if (!torch) {
+        printf("pytorch: not measured (--torch 0)\n");
     } else {
         printf("pytorch: not measured (install Debian's python3-torch; its output: %s)\n", line);
     }

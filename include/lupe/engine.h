@@ -52,6 +52,20 @@ void eng_bn_forward_infer_ref(float *out, const float *in, const float *gamma, c
                               const float *rvar, size_t m, int c, float eps);
 void eng_bn_backward_ref(float *din, float *dgamma, float *dbeta, const float *dout, const float *in, const float *mean,
                          const float *invstd, const float *gamma, size_t m, int c);
+/* Batch norm then SiLU as one op, out = silu(bn(in)) (the tail of YOLOv8's
+ * Conv), with the arguments and statistics of the batch-norm functions above.
+ * The batch-norm output is not kept: the backward pass recomputes it from in,
+ * mean and invstd (hence beta), so dout is the gradient of out. The forward
+ * references are eng_bn_forward_*_ref then eng_silu_forward_ref in place;
+ * both accept out == in. */
+void eng_bn_silu_forward_train_ref(float *out, float *mean, float *invstd, const float *in, const float *gamma,
+                                   const float *beta, size_t m, int c, float eps);
+void eng_bn_silu_forward_infer_ref(float *out, const float *in, const float *gamma, const float *beta,
+                                   const float *rmean, const float *rvar, size_t m, int c, float eps);
+/* din (may be NULL), dgamma, dbeta (may be NULL) += gradients for dout. */
+void eng_bn_silu_backward_ref(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                              const float *mean, const float *invstd, const float *gamma, const float *beta, size_t m,
+                              int c);
 /* Folds inference batch norm into the preceding convolution's weights (OHWI)
  * and bias (which must exist; zero it first if the conv had none). */
 void eng_bn_fold(float *w, float *b, const float *gamma, const float *beta, const float *rmean, const float *rvar,
@@ -72,6 +86,10 @@ void eng_concat_backward_ref(float *const *dins, const int *cs, int k, const flo
 /* Split is concat backwards: outs[i] = channel slice i of in. */
 void eng_split_forward_ref(float *const *outs, const int *cs, int k, const float *in, size_t m);
 void eng_split_backward_ref(float *din, const float *const *douts, const int *cs, int k, size_t m);
+/* One slice: out [m, co] = channels [c0, c0 + co) of in [m, ci]; the
+ * backward pass adds dout into those channels of din. */
+void eng_slice_forward_ref(float *out, const float *in, size_t m, int ci, int c0, int co);
+void eng_slice_backward_ref(float *din, const float *dout, size_t m, int ci, int c0, int co);
 
 /* ---- pooling and resampling ---------------------------------------------- */
 /* k x k max pooling, stride 1, padding k/2 (SPPF's), same size out. */
@@ -115,6 +133,10 @@ void eng_graph_free(eng_graph *g);
 int eng_g_input(eng_graph *g, const char *name, int n, int h, int w, int c);
 int eng_g_conv(eng_graph *g, const char *name, int x, int o, int k, int stride, int pad, int groups, int bias);
 int eng_g_bn(eng_graph *g, const char *name, int x, float eps, float momentum);
+/* Batch norm then SiLU as one op (parameters and running statistics named as
+ * eng_g_bn's): the batch-norm output is not a tensor of the graph, which
+ * saves its memory and two passes over it forward and backward. */
+int eng_g_bn_silu(eng_graph *g, const char *name, int x, float eps, float momentum);
 int eng_g_silu(eng_graph *g, int x);
 int eng_g_sigmoid(eng_graph *g, int x);
 int eng_g_add(eng_graph *g, int a, int b);
@@ -123,7 +145,8 @@ int eng_g_concat(eng_graph *g, const int *xs, int k);
 int eng_g_slice(eng_graph *g, int x, int c0, int c);
 int eng_g_maxpool(eng_graph *g, int x, int k);
 int eng_g_upsample2(eng_graph *g, int x);
-/* Conv (no bias, pad k/2) + batch norm (eps 1e-3, momentum 0.03) + SiLU: YOLOv8's Conv. */
+/* Conv (no bias, pad k/2) + batch norm (eps 1e-3, momentum 0.03) + SiLU: YOLOv8's Conv,
+ * as eng_g_conv (NAME.conv) then eng_g_bn_silu (NAME.bn). */
 int eng_g_conv_bn_silu(eng_graph *g, const char *name, int x, int o, int k, int stride);
 
 /* Checks shapes and allocates the arena; training = 1 also plans gradients.
@@ -322,7 +345,7 @@ int eng_bf16_supported(void);
 /* ENG_PREC_F32 or ENG_PREC_BF16: what the handle computes in. */
 eng_precision eng_conv_fast_precision(const eng_conv_fast *c);
 
-/* ---- fast element-wise, batch norm, concat, pooling ----------------------
+/* ---- fast element-wise, batch norm, concat, slices, pooling ---------------
  * The _ref ops above with the same buffers, shapes and contracts (backward
  * passes accumulate; NULL din/dgamma/dbeta, da/db and dins[i] are skipped;
  * element-wise forwards and batch norm accept out == in), vectorised and run
@@ -330,17 +353,21 @@ eng_precision eng_conv_fast_precision(const eng_conv_fast *c);
  * built without OpenMP). Nothing is allocated: per-thread sums live on the
  * threads' stacks. Differences from the references, which compute in double
  * (tested in tests/engine/test_fast_ops.c):
- *   - add, concat, max pooling, upsampling: bit-identical.
+ *   - add, concat, slices, max pooling, upsampling: bit-identical.
  *   - sigmoid, SiLU: float arithmetic with a polynomial exp of about 1 ulp;
  *     outputs within a few ulp (relative 1e-6), 0 instead of a value below
  *     1.2e-38 (sigmoid(x) for x < -87.5); gradients within 1e-6 of
  *     |dy| * max(1, |x|) (SiLU) or |dy| (sigmoid).
- *   - batch norm: statistics in double (mean, invstd within a float
- *     rounding), the normalisation and gradients in float: relative 1e-5 of
- *     the tensor's largest value, also for means far from 0. Above 1024
- *     channels inference batch norm runs the reference.
- * Results do not depend on timing; the batch-norm sums (in double) depend
- * on the thread count only in their last bits. */
+ *   - batch norm (also fused with SiLU): mean and invstd within a float
+ *     rounding of the reference's (relative 1e-6: sums of float blocks
+ *     added in double, the variance's shifted to avoid cancellation), the
+ *     normalisation and gradients in float: relative 1e-5 of the tensor's
+ *     largest value, also for means far from 0. Above 1024 channels
+ *     inference batch norm runs the reference.
+ * Release builds (with FMA) round some multiply-adds once where debug
+ * builds round twice: the last bits differ between the two, within the
+ * same tolerances. Results do not depend on timing; the batch-norm sums
+ * depend on the thread count only in their last bits. */
 void eng_bn_forward_train_fast(float *out, float *mean, float *invstd, const float *in, const float *gamma,
                                const float *beta, size_t m, int c, float eps);
 void eng_bn_forward_infer_fast(float *out, const float *in, const float *gamma, const float *beta, const float *rmean,
@@ -355,15 +382,41 @@ void eng_silu_backward_set_fast(float *din, const float *dout, const float *in, 
 void eng_bn_backward_set_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                               const float *mean, const float *invstd, const float *gamma, size_t m, int c);
 void eng_silu_backward_fast(float *din, const float *dout, const float *in, size_t n);
+/* Batch norm + SiLU in one op: the statistics pass, then ONE pass writing
+ * silu(bn(x)) (the batch-norm value stays in registers); the backward pass
+ * recomputes dy = dout * silu'(y) from x in its sums pass and in its din
+ * pass, so no intermediate tensor is read or written. Same tolerances as
+ * batch norm; the _set form overwrites din as eng_bn_backward_set_fast. */
+void eng_bn_silu_forward_train_fast(float *out, float *mean, float *invstd, const float *in, const float *gamma,
+                                    const float *beta, size_t m, int c, float eps);
+void eng_bn_silu_forward_infer_fast(float *out, const float *in, const float *gamma, const float *beta,
+                                    const float *rmean, const float *rvar, size_t m, int c, float eps);
+void eng_bn_silu_backward_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                               const float *mean, const float *invstd, const float *gamma, const float *beta, size_t m,
+                               int c);
+void eng_bn_silu_backward_set_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                                   const float *mean, const float *invstd, const float *gamma, const float *beta,
+                                   size_t m, int c);
 void eng_sigmoid_forward_fast(float *out, const float *in, size_t n);
 void eng_sigmoid_backward_fast(float *din, const float *dout, const float *out, size_t n);
 void eng_add_forward_fast(float *out, const float *a, const float *b, size_t n);
 void eng_add_backward_fast(float *da, float *db, const float *dout, size_t n);
 void eng_concat_forward_fast(float *out, const float *const *ins, const int *cs, int k, size_t m);
 void eng_concat_backward_fast(float *const *dins, const int *cs, int k, const float *dout, size_t m);
+void eng_slice_forward_fast(float *out, const float *in, size_t m, int ci, int c0, int co);
+void eng_slice_backward_fast(float *din, const float *dout, size_t m, int ci, int c0, int co);
 void eng_maxpool_forward_fast(float *out, const float *in, int n, int h, int w, int c, int k);
 void eng_maxpool_backward_fast(float *din, const float *dout, const float *in, int n, int h, int w, int c, int k);
 void eng_upsample2_forward_fast(float *out, const float *in, int n, int h, int w, int c);
 void eng_upsample2_backward_fast(float *din, const float *dout, int n, int h, int w, int c);
+/* More overwriting backward forms, for graphs: an op that is the first to
+ * write an input's gradient copies instead of adding to zeros (the same
+ * values, but that a -0.0 gradient stays -0.0). concat and add take a bit
+ * mask of the inputs to overwrite (bit i: dins[i]; add: bit 0 da, bit 1 db;
+ * da == db cannot be overwritten); a slice overwrites only its channels. */
+void eng_concat_backward_set_fast(float *const *dins, unsigned set, const int *cs, int k, const float *dout, size_t m);
+void eng_add_backward_set_fast(float *da, float *db, const float *dout, size_t n, unsigned set);
+void eng_slice_backward_set_fast(float *din, const float *dout, size_t m, int ci, int c0, int co);
+void eng_upsample2_backward_set_fast(float *din, const float *dout, int n, int h, int w, int c);
 
 #endif

@@ -1,8 +1,9 @@
 /*
- * Fast versions of the engine's non-convolution ops (batch norm, SiLU,
- * sigmoid, add, concat, max pooling, x2 upsampling): the contracts of the
- * _ref functions in op_*.c, vectorised 8 floats at a time with GCC's vector
- * extensions and run on OpenMP threads, the runtime oneDNN already uses.
+ * Fast versions of the engine's non-convolution ops (batch norm, SiLU, the
+ * two fused, sigmoid, add, concat, channel slices, max pooling, x2
+ * upsampling): the contracts of the _ref functions in op_*.c, vectorised 8
+ * floats at a time with GCC's vector extensions and run on OpenMP threads,
+ * the runtime oneDNN already uses.
  */
 #include <assert.h>
 #include <math.h>
@@ -11,6 +12,9 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#ifdef __FMA__
+#include <immintrin.h>
 #endif
 
 #include "lupe/engine.h"
@@ -76,6 +80,10 @@ typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 typedef uint32_t v8u __attribute__((vector_size(32)));
 typedef double v8d __attribute__((vector_size(64)));
+/* Halves, for accumulators that must stay in registers: GCC keeps a v8d
+ * accumulator in memory across a loop under AVX2 (two registers wide). */
+typedef float v4f __attribute__((vector_size(16)));
+typedef double v4d __attribute__((vector_size(32)));
 #define INL static inline __attribute__((always_inline))
 
 INL v8f ld8(const float *p)
@@ -108,7 +116,21 @@ INL v8f splat(float x)
         const v8d v8_ = (v);                                                                                         \
         memcpy((p), &v8_, sizeof v8_);                                                                               \
     } while (0)
+/* a * b + c. Where the target has FMA (release builds: -march=x86-64-v3)
+ * as one fused multiply-add, rounded once; elsewhere (debug builds) as a
+ * multiply and an add. Written out where it is wanted rather than left to
+ * the compiler's contraction, so one expression computes the same bits in
+ * every place it is used (the fused batch norm + SiLU computes dy in two
+ * passes and relies on that). Results differ between the two kinds of
+ * build by an ulp here and there, within every stated tolerance. */
+#ifdef __FMA__
+#define fma8(a, b, c) ((v8f)_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#else
+#define fma8(a, b, c) ((a) * (b) + (c))
+#endif
 #define cvt8d(v) __builtin_convertvector((v), v8d)
+#define lo4d(v) __builtin_convertvector((v4f)__builtin_shufflevector((v), (v), 0, 1, 2, 3), v4d)
+#define hi4d(v) __builtin_convertvector((v4f)__builtin_shufflevector((v), (v), 4, 5, 6, 7), v4d)
 #define cvt8f(v) __builtin_convertvector((v), v8f)
 /* mask ? a : b, lane by lane; mask lanes are all ones or all zeros. */
 #define seli(mask, a, b) (((a) & (mask)) | ((b) & ~(mask)))
@@ -127,17 +149,17 @@ INL v8f exp_nonpos(const v8f *pt)
     const v8i tiny = *pt < -87.5f;
     const v8f t = sel(tiny, splat(-87.5f), *pt);
     const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    v8f fn = t * 1.44269504088896341f + magic;
+    v8f fn = fma8(t, splat(1.44269504088896341f), splat(magic));
     const v8u n = (v8u)fn - (v8u)splat(magic); /* n mod 2^32, in [-126, 0] */
     fn = fn - magic;
-    const v8f r = (t - fn * 0.693359375f) - fn * -2.12194440e-4f;
+    const v8f r = fma8(fn, splat(2.12194440e-4f), fma8(fn, splat(-0.693359375f), t));
     v8f p = splat(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
+    p = fma8(p, r, splat(1.3981999507e-3f));
+    p = fma8(p, r, splat(8.3334519073e-3f));
+    p = fma8(p, r, splat(4.1665795894e-2f));
+    p = fma8(p, r, splat(1.6666665459e-1f));
+    p = fma8(p, r, splat(5.0000001201e-1f));
+    p = fma8(p, r * r, r) + 1.0f;
     const v8f scale = (v8f)((n + 127u) << 23);
     return sel(tiny, splat(0.0f), p * scale);
 }
@@ -159,22 +181,37 @@ INL void sigmoid8(const v8f *px, v8f *s, v8f *oms)
  * Each op is a kernel on 8 elements; a range runs it over whole vectors and
  * then once over a zero-padded copy of the last 1..7 elements, so every
  * element goes through the same arithmetic wherever it lies. */
-enum { EW_SILU_F, EW_SILU_B, EW_SILU_BS, EW_SIG_F, EW_SIG_B, EW_ADD_F, EW_ADD_B, EW_ACC };
+enum {
+    EW_SILU_F, EW_SILU_B, EW_SILU_BS, EW_SIG_F, EW_SIG_B,
+    EW_ADD_F, EW_ADD_B, EW_ADD_BS, EW_ADD_BSS, EW_ACC, EW_COPY
+};
+
+/* x * sigmoid(x), and dout * silu'(x) with silu'(x) = s (1 + x (1 - s)):
+ * on registers, shared by SiLU and the fused batch norm + SiLU. */
+INL v8f silu8(const v8f *x)
+{
+    v8f s, oms;
+    sigmoid8(x, &s, &oms);
+    return *x * s;
+}
+
+INL v8f silu_dy8(const v8f *dout, const v8f *x)
+{
+    v8f s, oms;
+    sigmoid8(x, &s, &oms);
+    return *dout * (s * fma8(*x, oms, splat(1.0f)));
+}
 
 INL void silu_f8(float *out, const float *in)
 {
-    v8f x = ld8(in), s, oms;
-    sigmoid8(&x, &s, &oms);
-    st8(out, x * s);
+    const v8f x = ld8(in);
+    st8(out, silu8(&x));
 }
 
-/* silu'(x) = s * (1 + x * (1 - s)). */
-/* dout * silu'(in), with silu'(x) = s (1 + x (1 - s)). */
 INL v8f silu_grad8(const float *dout, const float *in)
 {
-    v8f x = ld8(in), s, oms;
-    sigmoid8(&x, &s, &oms);
-    return ld8(dout) * (s * (1.0f + x * oms));
+    const v8f x = ld8(in), dy = ld8(dout);
+    return silu_dy8(&dy, &x);
 }
 
 INL void silu_b8(float *din, const float *dout, const float *in)
@@ -215,6 +252,21 @@ INL void add_b8(float *da, float *db, const float *dout)
     st8(db, ld8(db) + d);
 }
 
+/* Overwriting forms for first writers: da = dout, db += dout (or =). */
+INL void add_bs8(float *da, float *db, const float *dout)
+{
+    const v8f d = ld8(dout);
+    st8(da, d);
+    st8(db, ld8(db) + d);
+}
+
+INL void add_bss8(float *da, float *db, const float *dout)
+{
+    const v8f d = ld8(dout);
+    st8(da, d);
+    st8(db, d);
+}
+
 INL void acc8(float *d, const float *s)
 {
     st8(d, ld8(d) + ld8(s));
@@ -232,7 +284,10 @@ INL void ew_kernel(int op, float *o, float *o2, const float *a, const float *b)
     case EW_SIG_B: sig_b8(o, a, b); break;
     case EW_ADD_F: add_f8(o, a, b); break;
     case EW_ADD_B: add_b8(o, o2, a); break;
+    case EW_ADD_BS: add_bs8(o, o2, a); break;
+    case EW_ADD_BSS: add_bss8(o, o2, a); break;
     case EW_ACC: acc8(o, a); break;
+    case EW_COPY: st8(o, ld8(a)); break;
     }
 }
 
@@ -253,7 +308,10 @@ static void ew_range(int op, float *o, float *o2, const float *a, const float *b
     case EW_SIG_B: EW_LOOP(EW_SIG_B); break;
     case EW_ADD_F: EW_LOOP(EW_ADD_F); break;
     case EW_ADD_B: EW_LOOP(EW_ADD_B); break;
+    case EW_ADD_BS: EW_LOOP(EW_ADD_BS); break;
+    case EW_ADD_BSS: EW_LOOP(EW_ADD_BSS); break;
     case EW_ACC: EW_LOOP(EW_ACC); break;
+    case EW_COPY: EW_LOOP(EW_COPY); break;
     }
     if (i == hi) return;
     const size_t k = hi - i;
@@ -338,6 +396,29 @@ void eng_add_backward_fast(float *da, float *db, const float *dout, size_t n)
     if (db) ew_run(EW_ACC, db, NULL, dout, NULL, n);
 }
 
+/* set bit 0: da = dout, bit 1: db = dout, instead of adding; one sweep
+ * for both sides. da == db (x + x) cannot be set: it is written twice. */
+void eng_add_backward_set_fast(float *da, float *db, const float *dout, size_t n, unsigned set)
+{
+    assert(n == 0 || dout);
+    assert(!(set && da && da == db));
+    if (!n) return;
+    if (!da) set &= 2u;
+    if (!db) set &= 1u;
+    if (!set) {
+        eng_add_backward_fast(da, db, dout, n);
+    } else if (da && db) {
+        if (set == 3u)
+            ew_run(EW_ADD_BSS, da, db, dout, NULL, n);
+        else if (set == 1u)
+            ew_run(EW_ADD_BS, da, db, dout, NULL, n);
+        else
+            ew_run(EW_ADD_BS, db, da, dout, NULL, n);
+    } else {
+        ew_run(EW_COPY, da ? da : db, NULL, dout, NULL, n);
+    }
+}
+
 /* ---- batch normalization ---------------------------------------------------
  * Threads take blocks of rows; each sums its rows per channel in double on
  * its own stack, publishes a pointer to the sums, and after a barrier each
@@ -348,12 +429,27 @@ void eng_add_backward_fast(float *da, float *db, const float *dout, size_t n)
  * the other in the same parallel region.
  *
  * Statistics in one pass, without cancellation: each channel's values are
- * shifted by K, its value in row 0, and var = (S2 - S1^2/m) / m with
- * S1 = sum (x - K) and S2 = sum (x - K)^2 in double. Cancellation scales the
- * rounding error by 1 + (mean - K)^2 / var at most, and since K is one of
- * the values, (K - mean)^2 <= m * var: with double sums the relative error
- * of the variance stays below about (m + 1) * 1e-16 (2e-11 for m = 2e5).
- * The reference's two passes need one more read of the input. */
+ * shifted by K, the mean of its first BN_K_ROWS rows rounded to float, and
+ * var = (S2 - S1^2/m) / m with S1 = sum (x - K) and S2 = sum (x - K)^2.
+ * Cancellation scales the rounding error of S2 by 1 + (mean - K)^2 / var,
+ * which with K a mean of 16 values is about 1 + 1/16, not up to m as with K
+ * one value far out. That makes float sums good enough for S2: each group
+ * of 8 channels is summed in float registers over BN_SUM_ROWS rows
+ * (relative error about 1e-7, at worst 32 * 6e-8) and those partials in
+ * double. S1, whose error is relative to a mean that may be near 0, is
+ * summed in double registers. Both stay in registers across the block
+ * rather than going through memory at every row. The reference's two
+ * passes need one more read of the input.
+ *
+ * Batch norm + SiLU (silu = 1 in the contexts) is the same code with SiLU
+ * applied to the normalized value in registers before it is stored. Its
+ * backward pass recomputes y = (x - mean) * gamma * invstd + beta and
+ * dy = dout * silu'(y) in the sums pass, summed as above in float blocks
+ * (there is no cancellation to fear in gradient sums); the overwriting form
+ * parks dy in din for the second pass, the accumulating form computes it
+ * again there. */
+#define BN_K_ROWS 16
+#define BN_SUM_ROWS 32
 #define BN_CHUNK 1024
 
 typedef struct {
@@ -362,34 +458,79 @@ typedef struct {
     size_t m;
     int c;
     float eps;
+    int silu;
     const double *part[FAST_MAX_THREADS]; /* each thread's S1 then S2 for the chunk */
     /* Per channel of the chunk: mean as float + remainder, gamma * invstd. */
     float mhi[BN_CHUNK], mlo[BN_CHUNK], scale[BN_CHUNK];
 } bn_fwd_ctx;
 
+/* The first k (1..7) floats at p in a vector with zeros after them, and the
+ * first k lanes of v stored at p: the last partial vector of a row goes
+ * through the same arithmetic as the whole ones. */
+INL v8f ld_first(const float *p, int k)
+{
+    float t[8] = {0};
+    memcpy(t, p, (size_t)k * sizeof(float));
+    return ld8(t);
+}
+
+#define st_first(p, v, k)                                                                                            \
+    do {                                                                                                             \
+        float t_[8];                                                                                                 \
+        st8(t_, (v));                                                                                                \
+        memcpy((p), t_, (size_t)(k) * sizeof(float));                                                                \
+    } while (0)
+
+/* p[0, n) += the lanes of lo then hi (n <= 8). */
+INL void add_lanes(double *p, const v4d *lo, const v4d *hi, int n)
+{
+    if (n == 8) {
+        v4d a, b;
+        memcpy(&a, p, sizeof a);
+        memcpy(&b, p + 4, sizeof b);
+        a += *lo, b += *hi;
+        memcpy(p, &a, sizeof a);
+        memcpy(p + 4, &b, sizeof b);
+        return;
+    }
+    for (int l = 0; l < n; l++) p[l] += l < 4 ? (*lo)[l] : (*hi)[l - 4];
+}
+
 /* s[j] += x - k[j], q[j] += (x - k[j])^2 over rows [r0, r1) of channels
- * [c0, c0 + cn) of x[m, c]. */
-static void bn_shifted_sums(double *s, double *q, const double *k, const float *x, int c, int c0, int cn, size_t r0,
+ * [c0, c0 + cn) of x[m, c], in float over blocks of BN_SUM_ROWS rows.
+ * k is a chunk array (whole vectors can be read). */
+INL void bn_shifted_block(double *s, double *q, const float *k, const float *x, size_t c, size_t r0, size_t r1, int n)
+{
+    const v8f kv = ld8(k);
+    const v4d klo = lo4d(kv), khi = hi4d(kv);
+    v4d slo = klo - klo, shi = slo;
+    v8f qf = splat(0.0f);
+    for (size_t r = r0; r < r1; r++) {
+        const v8f xv = n == 8 ? ld8(x + r * c) : ld_first(x + r * c, n), d = xv - kv;
+        slo += lo4d(xv) - klo; /* exact differences: a float minus a float, in double */
+        shi += hi4d(xv) - khi;
+        qf = fma8(d, d, qf);
+    }
+    add_lanes(s, &slo, &shi, n);
+    const v4d qlo = lo4d(qf), qhi = hi4d(qf);
+    add_lanes(q, &qlo, &qhi, n);
+}
+
+static void bn_shifted_sums(double *s, double *q, const float *k, const float *x, int c, int c0, int cn, size_t r0,
                             size_t r1)
 {
-    for (size_t r = r0; r < r1; r++) {
-        const float *row = x + r * (size_t)c + c0;
-        int j = 0;
-        for (; j + 8 <= cn; j += 8) {
-            const v8d d = cvt8d(ld8(row + j)) - ld8d(k + j);
-            st8d(s + j, ld8d(s + j) + d);
-            st8d(q + j, ld8d(q + j) + d * d);
-        }
-        for (; j < cn; j++) {
-            const double d = (double)row[j] - k[j];
-            s[j] += d;
-            q[j] += d * d;
-        }
+    const int whole = cn / 8 * 8, tail = cn - whole;
+    for (size_t rb = r0; rb < r1; rb += BN_SUM_ROWS) {
+        const size_t re = r1 - rb < BN_SUM_ROWS ? r1 : rb + BN_SUM_ROWS;
+        for (int j = 0; j < whole; j += 8) bn_shifted_block(s + j, q + j, k + j, x + c0 + j, (size_t)c, rb, re, 8);
+        if (tail) bn_shifted_block(s + whole, q + whole, k + whole, x + c0 + whole, (size_t)c, rb, re, tail);
     }
 }
 
-/* out = ((x - mhi) - mlo) * scale + beta: the mean in two floats keeps
- * x - mean accurate when the mean is large against the spread. */
+/* out = ((x - mhi) - mlo) * scale + beta, or SiLU of it: the mean in two
+ * floats keeps x - mean accurate when the mean is large against the spread.
+ * mhi, mlo and scale are chunk arrays (BN_CHUNK floats, so whole vectors
+ * can be read from them); beta is the caller's, cn floats. */
 static void bn_normalize(float *out, const float *x, const float *mhi, const float *mlo, const float *scale,
                          const float *beta, int c, int c0, int cn, size_t r0, size_t r1)
 {
@@ -397,8 +538,27 @@ static void bn_normalize(float *out, const float *x, const float *mhi, const flo
         const size_t at = r * (size_t)c + c0;
         int j = 0;
         for (; j + 8 <= cn; j += 8)
-            st8(out + at + j, ((ld8(x + at + j) - ld8(mhi + j)) - ld8(mlo + j)) * ld8(scale + j) + ld8(beta + j));
+            st8(out + at + j, fma8((ld8(x + at + j) - ld8(mhi + j)) - ld8(mlo + j), ld8(scale + j), ld8(beta + j)));
         for (; j < cn; j++) out[at + j] = ((x[at + j] - mhi[j]) - mlo[j]) * scale[j] + beta[j];
+    }
+}
+
+static void bn_normalize_silu(float *out, const float *x, const float *mhi, const float *mlo, const float *scale,
+                              const float *beta, int c, int c0, int cn, size_t r0, size_t r1)
+{
+    for (size_t r = r0; r < r1; r++) {
+        const size_t at = r * (size_t)c + c0;
+        int j = 0;
+        for (; j + 8 <= cn; j += 8) {
+            const v8f y = fma8((ld8(x + at + j) - ld8(mhi + j)) - ld8(mlo + j), ld8(scale + j), ld8(beta + j));
+            st8(out + at + j, silu8(&y));
+        }
+        if (j < cn) {
+            const int k = cn - j;
+            const v8f y =
+                fma8((ld_first(x + at + j, k) - ld8(mhi + j)) - ld8(mlo + j), ld8(scale + j), ld_first(beta + j, k));
+            st_first(out + at + j, silu8(&y), k);
+        }
     }
 }
 
@@ -406,14 +566,22 @@ static void bn_fwd_team(void *p, int t, int nt)
 {
     bn_fwd_ctx *cx = p;
     /* S1 in acc[0, BN_CHUNK), S2 in acc[BN_CHUNK, 2 * BN_CHUNK). */
-    _Alignas(64) double acc[2 * BN_CHUNK], k[BN_CHUNK];
+    _Alignas(64) double acc[2 * BN_CHUNK];
+    _Alignas(64) float k[BN_CHUNK];
     double *s = acc, *q = acc + BN_CHUNK;
     const double md = (double)cx->m;
+    const size_t kr = cx->m < BN_K_ROWS ? cx->m : BN_K_ROWS;
     size_t r0, r1;
     part_of(cx->m, t, nt, 1, &r0, &r1);
     for (int c0 = 0; c0 < cx->c; c0 += BN_CHUNK) {
         const int cn = cx->c - c0 < BN_CHUNK ? cx->c - c0 : BN_CHUNK;
-        for (int j = 0; j < cn; j++) k[j] = cx->in[c0 + j], s[j] = 0.0, q[j] = 0.0;
+        /* The shift: every thread computes the same K from the same rows. */
+        for (int j = 0; j < cn; j++) {
+            double sum = 0.0;
+            for (size_t r = 0; r < kr; r++) sum += cx->in[r * (size_t)cx->c + c0 + j];
+            k[j] = (float)(sum / (double)kr), s[j] = 0.0, q[j] = 0.0;
+        }
+        for (int j = cn; j < (cn + 7) / 8 * 8; j++) k[j] = 0.0f;
         bn_shifted_sums(s, q, k, cx->in, cx->c, c0, cn, r0, r1);
         cx->part[t] = acc;
         team_barrier();
@@ -424,7 +592,7 @@ static void bn_fwd_team(void *p, int t, int nt)
             for (int i = 0; i < nt; i++) s1 += cx->part[i][j], s2 += cx->part[i][BN_CHUNK + j];
             double var = (s2 - s1 * s1 / md) / md;
             if (var < 0) var = 0;
-            const double mu = k[j] + s1 / md, is = 1.0 / sqrt(var + cx->eps);
+            const double mu = (double)k[j] + s1 / md, is = 1.0 / sqrt(var + cx->eps);
             const int ch = c0 + (int)j;
             cx->mean[ch] = (float)mu;
             cx->invstd[ch] = (float)is;
@@ -433,7 +601,8 @@ static void bn_fwd_team(void *p, int t, int nt)
             cx->scale[j] = (float)(is * cx->gamma[ch]);
         }
         team_barrier();
-        bn_normalize(cx->out, cx->in, cx->mhi, cx->mlo, cx->scale, cx->beta + c0, cx->c, c0, cn, r0, r1);
+        (cx->silu ? bn_normalize_silu : bn_normalize)(cx->out, cx->in, cx->mhi, cx->mlo, cx->scale, cx->beta + c0,
+                                                       cx->c, c0, cn, r0, r1);
         /* The next chunk's first barrier keeps its merge from overwriting
          * mhi, mlo and scale while a slower thread still uses them, and
          * every thread's acc from being reset while another merges it. */
@@ -442,13 +611,25 @@ static void bn_fwd_team(void *p, int t, int nt)
 
 /* Works in place (out == in), as the reference: a chunk's statistics are
  * complete before any of its outputs is written. */
-void eng_bn_forward_train_fast(float *out, float *mean, float *invstd, const float *in, const float *gamma,
-                               const float *beta, size_t m, int c, float eps)
+static void bn_forward_train(float *out, float *mean, float *invstd, const float *in, const float *gamma,
+                             const float *beta, size_t m, int c, float eps, int silu)
 {
     assert(out && mean && invstd && in && gamma && beta && m > 0 && c > 0);
     bn_fwd_ctx cx = {.out = out, .mean = mean, .invstd = invstd, .in = in, .gamma = gamma, .beta = beta, .m = m,
-                     .c = c, .eps = eps};
+                     .c = c, .eps = eps, .silu = silu};
     run_team(team_size(m * (size_t)c), bn_fwd_team, &cx);
+}
+
+void eng_bn_forward_train_fast(float *out, float *mean, float *invstd, const float *in, const float *gamma,
+                               const float *beta, size_t m, int c, float eps)
+{
+    bn_forward_train(out, mean, invstd, in, gamma, beta, m, c, eps, 0);
+}
+
+void eng_bn_silu_forward_train_fast(float *out, float *mean, float *invstd, const float *in, const float *gamma,
+                                    const float *beta, size_t m, int c, float eps)
+{
+    bn_forward_train(out, mean, invstd, in, gamma, beta, m, c, eps, 1);
 }
 
 typedef struct {
@@ -456,6 +637,7 @@ typedef struct {
     const float *in, *beta;
     size_t m;
     int c;
+    int silu;
     float mhi[BN_CHUNK], mlo[BN_CHUNK], scale[BN_CHUNK];
 } bn_infer_ctx;
 
@@ -464,18 +646,20 @@ static void bn_infer_team(void *p, int t, int nt)
     const bn_infer_ctx *cx = p;
     size_t r0, r1;
     part_of(cx->m, t, nt, 1, &r0, &r1);
-    bn_normalize(cx->out, cx->in, cx->mhi, cx->mlo, cx->scale, cx->beta, cx->c, 0, cx->c, r0, r1);
+    (cx->silu ? bn_normalize_silu : bn_normalize)(cx->out, cx->in, cx->mhi, cx->mlo, cx->scale, cx->beta, cx->c, 0,
+                                                   cx->c, r0, r1);
 }
 
-void eng_bn_forward_infer_fast(float *out, const float *in, const float *gamma, const float *beta, const float *rmean,
-                               const float *rvar, size_t m, int c, float eps)
+static void bn_forward_infer(float *out, const float *in, const float *gamma, const float *beta, const float *rmean,
+                             const float *rvar, size_t m, int c, float eps, int silu)
 {
     assert(out && in && gamma && beta && rmean && rvar && c > 0);
     if (c > BN_CHUNK) { /* wider than any detector layer: not worth a second path */
-        eng_bn_forward_infer_ref(out, in, gamma, beta, rmean, rvar, m, c, eps);
+        (silu ? eng_bn_silu_forward_infer_ref : eng_bn_forward_infer_ref)(out, in, gamma, beta, rmean, rvar, m, c,
+                                                                          eps);
         return;
     }
-    bn_infer_ctx cx = {.out = out, .in = in, .beta = beta, .m = m, .c = c};
+    bn_infer_ctx cx = {.out = out, .in = in, .beta = beta, .m = m, .c = c, .silu = silu};
     for (int j = 0; j < c; j++) {
         cx.mhi[j] = rmean[j];
         cx.mlo[j] = 0.0f;
@@ -484,18 +668,32 @@ void eng_bn_forward_infer_fast(float *out, const float *in, const float *gamma, 
     run_team(team_size(m * (size_t)c), bn_infer_team, &cx);
 }
 
+void eng_bn_forward_infer_fast(float *out, const float *in, const float *gamma, const float *beta, const float *rmean,
+                               const float *rvar, size_t m, int c, float eps)
+{
+    bn_forward_infer(out, in, gamma, beta, rmean, rvar, m, c, eps, 0);
+}
+
+void eng_bn_silu_forward_infer_fast(float *out, const float *in, const float *gamma, const float *beta,
+                                    const float *rmean, const float *rvar, size_t m, int c, float eps)
+{
+    bn_forward_infer(out, in, gamma, beta, rmean, rvar, m, c, eps, 1);
+}
+
 /* Backward, as the reference: with xh = (x - mean) * invstd,
  *   dbeta += sum dy, dgamma += sum dy * xh,
  *   dx += gamma * invstd * (dy - sum dy / m - (x - mean) * invstd * sum(dy * xh) / m).
  * The sums use the same row blocks, per-thread double partials and ordered
  * merge as the forward pass; sum dy * (x - mean) is exact term by term in
- * double (a float difference times a float) and is scaled by invstd once. */
+ * double (a float difference times a float) and is scaled by invstd once.
+ * With silu, dy = dout * silu'((x - mean) * a + beta), a = gamma * invstd. */
 typedef struct {
     float *din, *dgamma, *dbeta;
-    const float *dout, *in, *mean, *invstd, *gamma;
+    const float *dout, *in, *mean, *invstd, *gamma, *beta;
     size_t m;
     int c;
-    int set; /* write din instead of adding to it */
+    int set;  /* write din instead of adding to it */
+    int silu; /* dout is the gradient of silu(bn(x)) */
     const double *part[FAST_MAX_THREADS];
     /* dx += a * ((dy - b) - (x - mean) * g), per channel of the chunk. */
     float a[BN_CHUNK], b[BN_CHUNK], g[BN_CHUNK];
@@ -520,6 +718,61 @@ static void bn_grad_sums(double *s, double *p, const float *mean, const float *d
     }
 }
 
+/* dout * silu'(y), y = (x - mean) * a + beta, on 8 channels. */
+INL v8f bn_silu_dy8(const v8f *dout, const v8f *x, const v8f *mean, const v8f *a, const v8f *beta)
+{
+    const v8f y = fma8(*x - *mean, *a, *beta);
+    return silu_dy8(dout, &y);
+}
+
+/* The sums above of dy = dout * silu'(y), for rows [r0, r1) of channels
+ * [c0, c0 + cn). mean and a are chunk arrays (whole vectors can be read),
+ * beta the caller's (cn floats). dys, if not NULL, receives dy (the
+ * overwriting backward keeps it in din for its second pass instead of
+ * computing it again).
+ *
+ * Each group of 8 channels is summed in float registers over BN_SUM_ROWS
+ * rows, then added to the double sums, as the forward statistics. */
+
+INL void bn_silu_sums_block(double *s, double *p, float *dys, const float *mean, const float *a, const float *beta,
+                            const float *dout, const float *x, size_t c, size_t r0, size_t r1, int k)
+{
+    const v8f mv = ld8(mean), av = ld8(a), bv = k == 8 ? ld8(beta) : ld_first(beta, k);
+    v8f sf = splat(0.0f), pf = splat(0.0f);
+    for (size_t r = r0; r < r1; r++) {
+        const v8f xv = k == 8 ? ld8(x + r * c) : ld_first(x + r * c, k);
+        const v8f dv = k == 8 ? ld8(dout + r * c) : ld_first(dout + r * c, k);
+        const v8f dy = bn_silu_dy8(&dv, &xv, &mv, &av, &bv);
+        sf += dy;
+        pf += dy * (xv - mv);
+        if (dys) {
+            if (k == 8)
+                st8(dys + r * c, dy);
+            else
+                st_first(dys + r * c, dy, k);
+        }
+    }
+    const v4d slo = lo4d(sf), shi = hi4d(sf), plo = lo4d(pf), phi = hi4d(pf);
+    add_lanes(s, &slo, &shi, k);
+    add_lanes(p, &plo, &phi, k);
+}
+
+static void bn_silu_grad_sums(double *s, double *p, float *dys, const float *mean, const float *a, const float *beta,
+                              const float *dout, const float *x, int c, int c0, int cn, size_t r0, size_t r1)
+{
+    const int whole = cn / 8 * 8, k = cn - whole;
+    const size_t cs = (size_t)c;
+    for (size_t rb = r0; rb < r1; rb += BN_SUM_ROWS) {
+        const size_t re = r1 - rb < BN_SUM_ROWS ? r1 : rb + BN_SUM_ROWS;
+        for (int j = 0; j < whole; j += 8)
+            bn_silu_sums_block(s + j, p + j, dys ? dys + c0 + j : NULL, mean + j, a + j, beta + j, dout + c0 + j,
+                               x + c0 + j, cs, rb, re, 8);
+        if (k)
+            bn_silu_sums_block(s + whole, p + whole, dys ? dys + c0 + whole : NULL, mean + whole, a + whole,
+                               beta + whole, dout + c0 + whole, x + c0 + whole, cs, rb, re, k);
+    }
+}
+
 static void bn_grad_apply(float *din, const float *dout, const float *x, const float *mean, const float *a,
                           const float *b, const float *g, int c, int c0, int cn, size_t r0, size_t r1, int set)
 {
@@ -537,10 +790,51 @@ static void bn_grad_apply(float *din, const float *dout, const float *x, const f
     }
 }
 
+/* din = or += a * ((dy - b) - (x - mean) * g), dy recomputed; with set,
+ * din holds dy from the sums pass and is overwritten, which is then
+ * bn_grad_apply with din as dout. */
+INL void bn_silu_apply8(float *din, const v8f *xv, const v8f *dv, const v8f *mv, const v8f *av, const v8f *bv,
+                        const float *b, const float *g, int k)
+{
+    const v8f dy = bn_silu_dy8(dv, xv, mv, av, bv);
+    const v8f t = *av * ((dy - ld8(b)) - (*xv - *mv) * ld8(g));
+    if (k == 8)
+        st8(din, ld8(din) + t);
+    else
+        st_first(din, ld_first(din, k) + t, k);
+}
+
+static void bn_silu_grad_apply(float *din, const float *dout, const float *x, const float *mean, const float *beta,
+                               const float *a, const float *b, const float *g, int c, int c0, int cn, size_t r0,
+                               size_t r1, int set)
+{
+    if (set) {
+        bn_grad_apply(din, din, x, mean, a, b, g, c, c0, cn, r0, r1, 1);
+        return;
+    }
+    const int whole = cn / 8 * 8, k = cn - whole;
+    for (size_t r = r0; r < r1; r++) {
+        const size_t at = r * (size_t)c + c0;
+        for (int j = 0; j < whole; j += 8) {
+            const v8f xv = ld8(x + at + j), dv = ld8(dout + at + j), bv = ld8(beta + j);
+            const v8f mv = ld8(mean + j), av = ld8(a + j);
+            bn_silu_apply8(din + at + j, &xv, &dv, &mv, &av, &bv, b + j, g + j, 8);
+        }
+        if (k) {
+            const v8f xv = ld_first(x + at + whole, k), dv = ld_first(dout + at + whole, k);
+            const v8f bv = ld_first(beta + whole, k), mv = ld8(mean + whole), av = ld8(a + whole);
+            bn_silu_apply8(din + at + whole, &xv, &dv, &mv, &av, &bv, b + whole, g + whole, k);
+        }
+    }
+}
+
 static void bn_bwd_team(void *p, int t, int nt)
 {
     bn_bwd_ctx *cx = p;
     _Alignas(64) double acc[2 * BN_CHUNK]; /* sum dy, then sum dy * (x - mean) */
+    /* For silu, the chunk's mean and gamma * invstd as whole vectors; every
+     * thread computes the same values (a[] is written during the merge). */
+    _Alignas(64) float mean[BN_CHUNK], sc[BN_CHUNK];
     double *s = acc, *q = acc + BN_CHUNK;
     const double md = (double)cx->m;
     size_t r0, r1;
@@ -548,7 +842,15 @@ static void bn_bwd_team(void *p, int t, int nt)
     for (int c0 = 0; c0 < cx->c; c0 += BN_CHUNK) {
         const int cn = cx->c - c0 < BN_CHUNK ? cx->c - c0 : BN_CHUNK;
         for (int j = 0; j < cn; j++) s[j] = 0.0, q[j] = 0.0;
-        bn_grad_sums(s, q, cx->mean + c0, cx->dout, cx->in, cx->c, c0, cn, r0, r1);
+        if (cx->silu) {
+            for (int j = 0; j < cn; j++)
+                mean[j] = cx->mean[c0 + j], sc[j] = (float)(cx->gamma[c0 + j] * (double)cx->invstd[c0 + j]);
+            for (int j = cn; j < (cn + 7) / 8 * 8; j++) mean[j] = 0.0f, sc[j] = 0.0f;
+            bn_silu_grad_sums(s, q, cx->set ? cx->din : NULL, mean, sc, cx->beta + c0, cx->dout, cx->in, cx->c, c0,
+                              cn, r0, r1);
+        } else {
+            bn_grad_sums(s, q, cx->mean + c0, cx->dout, cx->in, cx->c, c0, cn, r0, r1);
+        }
         cx->part[t] = acc;
         team_barrier();
         size_t j0, j1;
@@ -567,36 +869,64 @@ static void bn_bwd_team(void *p, int t, int nt)
         /* Also without din: no thread may reset its sums for the next chunk
          * while another still merges them. */
         team_barrier();
-        if (cx->din)
+        if (!cx->din) continue;
+        if (cx->silu)
+            bn_silu_grad_apply(cx->din, cx->dout, cx->in, mean, cx->beta + c0, cx->a, cx->b, cx->g, cx->c, c0, cn, r0,
+                               r1, cx->set);
+        else
             bn_grad_apply(cx->din, cx->dout, cx->in, cx->mean + c0, cx->a, cx->b, cx->g, cx->c, c0, cn, r0, r1,
                           cx->set);
     }
 }
 
 static void bn_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
-                        const float *mean, const float *invstd, const float *gamma, size_t m, int c, int set)
+                        const float *mean, const float *invstd, const float *gamma, const float *beta, size_t m, int c,
+                        int set, int silu)
 {
-    assert(dout && in && mean && invstd && gamma && m > 0 && c > 0);
+    assert(dout && in && mean && invstd && gamma && (beta || !silu) && m > 0 && c > 0);
     if (!din && !dgamma && !dbeta) return;
     bn_bwd_ctx cx = {.din = din, .dgamma = dgamma, .dbeta = dbeta, .dout = dout, .in = in, .mean = mean,
-                     .invstd = invstd, .gamma = gamma, .m = m, .c = c, .set = set};
+                     .invstd = invstd, .gamma = gamma, .beta = beta, .m = m, .c = c, .set = set, .silu = silu};
     run_team(team_size(m * (size_t)c), bn_bwd_team, &cx);
 }
 
 void eng_bn_backward_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                           const float *mean, const float *invstd, const float *gamma, size_t m, int c)
 {
-    bn_backward(din, dgamma, dbeta, dout, in, mean, invstd, gamma, m, c, 0);
+    bn_backward(din, dgamma, dbeta, dout, in, mean, invstd, gamma, NULL, m, c, 0, 0);
 }
 
 void eng_bn_backward_set_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                               const float *mean, const float *invstd, const float *gamma, size_t m, int c)
 {
-    bn_backward(din, dgamma, dbeta, dout, in, mean, invstd, gamma, m, c, 1);
+    bn_backward(din, dgamma, dbeta, dout, in, mean, invstd, gamma, NULL, m, c, 1, 0);
+}
+
+void eng_bn_silu_backward_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                               const float *mean, const float *invstd, const float *gamma, const float *beta, size_t m,
+                               int c)
+{
+    bn_backward(din, dgamma, dbeta, dout, in, mean, invstd, gamma, beta, m, c, 0, 1);
+}
+
+void eng_bn_silu_backward_set_fast(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                                   const float *mean, const float *invstd, const float *gamma, const float *beta,
+                                   size_t m, int c)
+{
+    bn_backward(din, dgamma, dbeta, dout, in, mean, invstd, gamma, beta, m, c, 1, 1);
 }
 
 /* ---- concat ----------------------------------------------------------------
- * Threads take blocks of rows; each row is k copies (or additions). */
+ * Threads take blocks of rows; each row is k copies (or additions). A row of
+ * one input is often 16 to 64 floats: copied inline, 8 at a time, since a
+ * call to memcpy per row costs as much as the copy. */
+INL void copy_row(float *dst, const float *src, size_t n)
+{
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) st8(dst + j, ld8(src + j));
+    if (j < n) memcpy(dst + j, src + j, (n - j) * sizeof(float));
+}
+
 typedef struct {
     float *out;
     const float *dout;
@@ -604,6 +934,7 @@ typedef struct {
     float *const *dins;
     const int *cs;
     int k;
+    unsigned set; /* bit i: overwrite dins[i] instead of adding */
     size_t m, ct;
 } cat_ctx;
 
@@ -616,7 +947,7 @@ static void cat_fwd_team(void *p, int t, int nt)
         size_t off = 0;
         for (int i = 0; i < cx->k; i++) {
             const size_t ci = (size_t)cx->cs[i];
-            memcpy(cx->out + r * cx->ct + off, cx->ins[i] + r * ci, ci * sizeof(float));
+            copy_row(cx->out + r * cx->ct + off, cx->ins[i] + r * ci, ci);
             off += ci;
         }
     }
@@ -630,9 +961,12 @@ static void cat_bwd_team(void *p, int t, int nt)
     size_t off = 0;
     for (int i = 0; i < cx->k; i++) {
         const size_t ci = (size_t)cx->cs[i];
-        if (cx->dins[i])
+        if (cx->dins[i] && ci && (cx->set >> i & 1u))
+            for (size_t r = r0; r < r1; r++)
+                copy_row(cx->dins[i] + r * ci, cx->dout + r * cx->ct + off, ci);
+        else if (cx->dins[i] && ci)
             for (size_t r = r0; r < r1; r++) /* rows of one input follow each other: one range */
-                if (ci) ew_range(EW_ACC, cx->dins[i] + r * ci, NULL, cx->dout + r * cx->ct + off, NULL, 0, ci);
+                ew_range(EW_ACC, cx->dins[i] + r * ci, NULL, cx->dout + r * cx->ct + off, NULL, 0, ci);
         off += ci;
     }
 }
@@ -656,9 +990,60 @@ void eng_concat_forward_fast(float *out, const float *const *ins, const int *cs,
 
 void eng_concat_backward_fast(float *const *dins, const int *cs, int k, const float *dout, size_t m)
 {
-    assert(dins && cs && dout && k > 0);
-    cat_ctx cx = {.dout = dout, .dins = dins, .cs = cs, .k = k, .m = m, .ct = cat_channels(cs, k)};
+    eng_concat_backward_set_fast(dins, 0u, cs, k, dout, m);
+}
+
+void eng_concat_backward_set_fast(float *const *dins, unsigned set, const int *cs, int k, const float *dout, size_t m)
+{
+    assert(dins && cs && dout && k > 0 && (k <= 32 || !set));
+    cat_ctx cx = {.dout = dout, .dins = dins, .cs = cs, .k = k, .set = set, .m = m, .ct = cat_channels(cs, k)};
     run_team(team_size(m * cx.ct), cat_bwd_team, &cx);
+}
+
+/* ---- channel slices ----------------------------------------------------------
+ * Threads take blocks of rows; a row is one copy or one vector addition. */
+typedef struct {
+    float *o;
+    const float *i;
+    size_t m, ci, c0, co;
+    int op; /* 0: forward copy, 1: backward add, 2: backward set */
+} slice_ctx;
+
+static void slice_team(void *p, int t, int nt)
+{
+    const slice_ctx *cx = p;
+    size_t r0, r1;
+    part_of(cx->m, t, nt, 1, &r0, &r1);
+    for (size_t r = r0; r < r1; r++) {
+        if (cx->op == 0)
+            copy_row(cx->o + r * cx->co, cx->i + r * cx->ci + cx->c0, cx->co);
+        else if (cx->op == 2)
+            copy_row(cx->o + r * cx->ci + cx->c0, cx->i + r * cx->co, cx->co);
+        else
+            ew_range(EW_ACC, cx->o + r * cx->ci + cx->c0, NULL, cx->i + r * cx->co, NULL, 0, cx->co);
+    }
+}
+
+static void slice_run(int op, float *o, const float *i, size_t m, int ci, int c0, int co)
+{
+    assert(o && i && ci > 0 && c0 >= 0 && co > 0 && c0 + co <= ci);
+    slice_ctx cx = {.o = o, .i = i, .m = m, .ci = (size_t)ci, .c0 = (size_t)c0, .co = (size_t)co, .op = op};
+    run_team(team_size(m * (size_t)co), slice_team, &cx);
+}
+
+void eng_slice_forward_fast(float *out, const float *in, size_t m, int ci, int c0, int co)
+{
+    slice_run(0, out, in, m, ci, c0, co);
+}
+
+void eng_slice_backward_fast(float *din, const float *dout, size_t m, int ci, int c0, int co)
+{
+    slice_run(1, din, dout, m, ci, c0, co);
+}
+
+void eng_slice_backward_set_fast(float *din, const float *dout, size_t m, int ci, int c0, int co)
+{
+    slice_run(2, din, dout, m, ci, c0, co);
 }
 
 /* ---- max pooling -------------------------------------------------------------
@@ -751,6 +1136,7 @@ typedef struct {
     float *out;
     const float *in;
     int n, h, w, c;
+    int set; /* backward: overwrite din */
 } up_ctx;
 
 static void up_fwd_team(void *p, int t, int nt)
@@ -786,9 +1172,12 @@ static void up_bwd_team(void *p, int t, int nt)
                  * -0.0 gradient then gives the same zero. */
                 const v8d s = (((0.0 + cvt8d(ld8(t0 + j))) + cvt8d(ld8(t0 + c + j))) + cvt8d(ld8(t1 + j))) +
                               cvt8d(ld8(t1 + c + j));
-                st8(d + j, ld8(d + j) + cvt8f(s));
+                st8(d + j, cx->set ? cvt8f(s) : ld8(d + j) + cvt8f(s));
             }
-            for (; j < c; j++) d[j] += (float)((((0.0 + t0[j]) + t0[c + j]) + t1[j]) + t1[c + j]);
+            for (; j < c; j++) {
+                const float s = (float)((((0.0 + t0[j]) + t0[c + j]) + t1[j]) + t1[c + j]);
+                d[j] = cx->set ? s : d[j] + s;
+            }
         }
 }
 
@@ -799,9 +1188,19 @@ void eng_upsample2_forward_fast(float *out, const float *in, int n, int h, int w
     run_team(team_size((size_t)n * h * w * c * 4), up_fwd_team, &cx);
 }
 
-void eng_upsample2_backward_fast(float *din, const float *dout, int n, int h, int w, int c)
+static void up_backward(float *din, const float *dout, int n, int h, int w, int c, int set)
 {
     assert(din && dout && n > 0 && h > 0 && w > 0 && c > 0);
-    up_ctx cx = {.out = din, .in = dout, .n = n, .h = h, .w = w, .c = c};
+    up_ctx cx = {.out = din, .in = dout, .n = n, .h = h, .w = w, .c = c, .set = set};
     run_team(team_size((size_t)n * h * w * c * 4), up_bwd_team, &cx);
+}
+
+void eng_upsample2_backward_fast(float *din, const float *dout, int n, int h, int w, int c)
+{
+    up_backward(din, dout, n, h, w, c, 0);
+}
+
+void eng_upsample2_backward_set_fast(float *din, const float *dout, int n, int h, int w, int c)
+{
+    up_backward(din, dout, n, h, w, c, 1);
 }

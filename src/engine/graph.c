@@ -144,11 +144,11 @@ int eng_g_conv(eng_graph *g, const char *name, int x, int o, int k, int stride, 
     return nd->out = new_tensor(g, in.n, nd->cd.oh, nd->cd.ow, o, g->nn - 1);
 }
 
-int eng_g_bn(eng_graph *g, const char *name, int x, float eps, float momentum)
+static int bn_node(eng_graph *g, int op, const char *name, int x, float eps, float momentum)
 {
     if (!valid(g, x)) return -1;
     g_tensor in = g->t[x];
-    g_node *nd = new_node(g, OP_BN, name);
+    g_node *nd = new_node(g, op, name);
     if (!nd) return -1;
     nd->in[0] = x, nd->nin = 1;
     nd->eps = eps, nd->mom = momentum;
@@ -158,6 +158,16 @@ int eng_g_bn(eng_graph *g, const char *name, int x, float eps, float momentum)
     nd->p0 = new_param(g, nd->name, "weight", (size_t)in.c, ENG_GROUP_NORM, 1, d, 1, 1);
     nd->p1 = new_param(g, nd->name, "bias", (size_t)in.c, ENG_GROUP_BIAS, 1, d, 0, 0);
     return nd->out = new_tensor(g, in.n, in.h, in.w, in.c, g->nn - 1);
+}
+
+int eng_g_bn(eng_graph *g, const char *name, int x, float eps, float momentum)
+{
+    return bn_node(g, OP_BN, name, x, eps, momentum);
+}
+
+int eng_g_bn_silu(eng_graph *g, const char *name, int x, float eps, float momentum)
+{
+    return bn_node(g, OP_BN_SILU, name, x, eps, momentum);
 }
 
 static int unary(eng_graph *g, int op, int x)
@@ -244,8 +254,7 @@ int eng_g_conv_bn_silu(eng_graph *g, const char *name, int x, int o, int k, int 
     snprintf(cn, sizeof cn, "%s.conv", name);
     snprintf(bn, sizeof bn, "%s.bn", name);
     int t = eng_g_conv(g, cn, x, o, k, stride, k / 2, 1, 0);
-    t = t < 0 ? -1 : eng_g_bn(g, bn, t, 1e-3f, 0.03f);
-    return t < 0 ? -1 : eng_g_silu(g, t);
+    return t < 0 ? -1 : eng_g_bn_silu(g, bn, t, 1e-3f, 0.03f);
 }
 
 /* xorshift64*: a small deterministic generator for initial weights. */
@@ -294,6 +303,38 @@ static size_t place_slots(slot *s, int n)
     return top;
 }
 
+/* A tensor consumed only by slices whose channel ranges are disjoint and
+ * cover all its channels (C2f's split) gets its whole gradient from them:
+ * each slice can overwrite its channels, and nothing needs zeroing. */
+static void mark_splits(eng_graph *g)
+{
+    for (int i = 0; i < g->nn; i++) {
+        const g_node *a = &g->nodes[i];
+        if (a->op != OP_SLICE) continue;
+        g_tensor *t = &g->t[a->in[0]];
+        if (t->split) continue; /* decided at its first slice */
+        int covered = 0, ok = 1;
+        for (int j = 0; j < g->nn && ok; j++) {
+            const g_node *b = &g->nodes[j];
+            for (int k = 0; k < b->nin && ok; k++) {
+                if (b->in[k] != a->in[0]) continue;
+                if (b->op != OP_SLICE) {
+                    ok = 0;
+                    break;
+                }
+                covered += g->t[b->out].c;
+                for (int q = 0; q < j; q++) { /* disjoint from every earlier slice of t */
+                    const g_node *e = &g->nodes[q];
+                    if (e->op == OP_SLICE && e->in[0] == a->in[0] && e->c0 < b->c0 + g->t[b->out].c &&
+                        b->c0 < e->c0 + g->t[e->out].c)
+                        ok = 0;
+                }
+            }
+        }
+        t->split = ok && covered == t->c;
+    }
+}
+
 /* Activations and gradients. A gradient lives during the backward pass
  * from the last op that consumes its tensor (which runs first, backwards)
  * to the op that produced it, so most gradients can share memory; the
@@ -334,6 +375,7 @@ static lupe_status place_tensors(eng_graph *g, int training, size_t *off)
             g->t[s[k].tensor].off = *off + s[k].off;
     }
     *off += region;
+    mark_splits(g);
     lupe_free(last);
     lupe_free(s);
     return LUPE_OK;
@@ -356,7 +398,7 @@ lupe_status eng_graph_plan(eng_graph *g, int training)
     size_t scratch = 0;
     for (int i = 0; i < g->nn; i++) {
         g_node *nd = &g->nodes[i];
-        if (nd->op == OP_BN) {
+        if (graph__has_bn(nd->op)) {
             nd->st_off = off;
             off += 4 * align_up((size_t)g->t[nd->in[0]].c); /* mean, invstd, running mean, running var */
         }
@@ -380,7 +422,7 @@ lupe_status eng_graph_plan(eng_graph *g, int training)
     }
     for (int i = 0; i < g->nn; i++) {
         g_node *nd = &g->nodes[i];
-        if (nd->op != OP_BN) continue;
+        if (!graph__has_bn(nd->op)) continue;
         int c = g->t[nd->in[0]].c;
         float *rvar = g->arena + nd->st_off + 3 * align_up((size_t)c);
         for (int k = 0; k < c; k++) rvar[k] = 1.0f;
@@ -438,16 +480,17 @@ void eng_graph_backward(eng_graph *g)
      * hold what the caller put there. */
     for (int i = g->nn - 1; i >= 0; i--) {
         g_node *nd = &g->nodes[i];
-        /* An op with an overwriting backward (fast convolution, batch
-         * norm, SiLU) that is its input's first writer sets the gradient
-         * instead of adding to zeros: no memset, no read of the zeros. */
-        int first = graph__first_writer_sets(g, nd, i);
-        for (int k = 0; k < nd->nin && !first; k++) {
+        /* An op with an overwriting backward that is its input's first
+         * writer sets the gradient instead of adding to zeros: no memset,
+         * no read of the zeros. */
+        for (int k = 0; k < nd->nin; k++) {
             g_tensor *t = &g->t[nd->in[k]];
-            if (t->goff != SIZE_MAX && t->last == i)
+            int dup = 0;
+            for (int j = 0; j < k; j++) dup |= nd->in[j] == nd->in[k];
+            if (t->goff != SIZE_MAX && t->last == i && !dup && !graph__first_writer_sets(g, nd, i, k))
                 memset(g->arena + t->goff, 0, (size_t)t->n * t->h * t->w * t->c * sizeof(float));
         }
-        graph__backward(g, nd, first);
+        graph__backward(g, nd, i);
     }
 }
 
@@ -462,7 +505,7 @@ int eng_graph_state(eng_graph *g, eng_tensor_rec *out, int max)
     }
     for (int i = 0; i < g->nn; i++) {
         g_node *nd = &g->nodes[i];
-        if (nd->op != OP_BN) continue;
+        if (!graph__has_bn(nd->op)) continue;
         int c = g->t[nd->in[0]].c;
         for (int k = 0; k < 2 && n < max; k++, n++) {
             out[n] = (eng_tensor_rec){.name = k ? nd->rvar_name : nd->rmean_name, .ndim = 1, .dims = {c}, .n = (size_t)c,

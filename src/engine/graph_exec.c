@@ -9,7 +9,7 @@
 #include "engine/graph_internal.h"
 
 static const char *const op_names[] = {"input", "conv", "bn", "silu", "sigmoid", "add", "concat", "slice", "maxpool",
-                                       "upsample2"};
+                                       "upsample2", "bn_silu"};
 
 const char *graph__op_name(int op)
 {
@@ -85,6 +85,19 @@ void graph__forward(eng_graph *g, g_node *nd, int training)
         }
         break;
     }
+    case OP_BN_SILU: {
+        float *st = g->arena + nd->st_off;
+        size_t s = bn_stride(in->c);
+        if (training) {
+            (g->fast ? eng_bn_silu_forward_train_fast : eng_bn_silu_forward_train_ref)(
+                D(nd->out), st, st + s, D(nd->in[0]), PW(nd->p0), PW(nd->p1), rows(in), in->c, nd->eps);
+            eng_bn_update_running(st + 2 * s, st + 3 * s, st, st + s, rows(in), in->c, nd->eps, nd->mom);
+        } else {
+            (g->fast ? eng_bn_silu_forward_infer_fast : eng_bn_silu_forward_infer_ref)(
+                D(nd->out), D(nd->in[0]), PW(nd->p0), PW(nd->p1), st + 2 * s, st + 3 * s, rows(in), in->c, nd->eps);
+        }
+        break;
+    }
     case OP_SILU: (g->fast ? eng_silu_forward_fast : eng_silu_forward_ref)(D(nd->out), D(nd->in[0]), numel(in)); break;
     case OP_SIGMOID:
         (g->fast ? eng_sigmoid_forward_fast : eng_sigmoid_forward_ref)(D(nd->out), D(nd->in[0]), numel(in));
@@ -99,13 +112,10 @@ void graph__forward(eng_graph *g, g_node *nd, int training)
         (g->fast ? eng_concat_forward_fast : eng_concat_forward_ref)(D(nd->out), ins, cs, nd->nin, rows(in));
         break;
     }
-    case OP_SLICE: {
-        const float *src = D(nd->in[0]);
-        float *dst = D(nd->out);
-        for (size_t r = 0; r < rows(in); r++)
-            memcpy(dst + r * out->c, src + r * in->c + nd->c0, (size_t)out->c * sizeof(float));
+    case OP_SLICE:
+        (g->fast ? eng_slice_forward_fast : eng_slice_forward_ref)(D(nd->out), D(nd->in[0]), rows(in), in->c, nd->c0,
+                                                                   out->c);
         break;
-    }
     case OP_MAXPOOL:
         (g->fast ? eng_maxpool_forward_fast : eng_maxpool_forward_ref)(D(nd->out), D(nd->in[0]), in->n, in->h, in->w,
                                                                        in->c, nd->k);
@@ -117,20 +127,34 @@ void graph__forward(eng_graph *g, g_node *nd, int training)
     }
 }
 
-int graph__first_writer_sets(const eng_graph *g, const g_node *nd, int i)
+int graph__first_writer_sets(const eng_graph *g, const g_node *nd, int i, int k)
 {
-    int can = (nd->op == OP_CONV && nd->fast) || (g->fast && (nd->op == OP_SILU || nd->op == OP_BN));
-    if (!can) return 0;
-    const g_tensor *t = &g->t[nd->in[0]];
-    return t->goff != SIZE_MAX && t->last == i;
+    const g_tensor *t = &g->t[nd->in[k]];
+    if (t->goff == SIZE_MAX) return 0;
+    if (nd->op == OP_CONV) return nd->fast && t->last == i;
+    if (!g->fast) return 0;
+    if (nd->op == OP_SLICE) return t->split;
+    for (int j = 0; j < k; j++)
+        if (nd->in[j] == nd->in[k]) return 0; /* x + x, concat(x, x): the second adds */
+    if (nd->op == OP_ADD && nd->in[0] == nd->in[1]) return 0;
+    switch (nd->op) {
+    case OP_BN:
+    case OP_BN_SILU:
+    case OP_SILU:
+    case OP_ADD:
+    case OP_CONCAT:
+    case OP_UP2: return t->last == i;
+    default: return 0;
+    }
 }
 
-void graph__backward(eng_graph *g, g_node *nd, int set_din)
+void graph__backward(eng_graph *g, g_node *nd, int i)
 {
     const g_tensor *in = &g->t[nd->in[0]], *out = &g->t[nd->out];
     const float *dout = GR(nd->out);
     if (!dout) return; /* inference plan: no gradients */
     float *din = nd->op == OP_INPUT ? NULL : GR(nd->in[0]);
+    const int set_din = nd->op != OP_INPUT && graph__first_writer_sets(g, nd, i, 0);
     switch (nd->op) {
     case OP_INPUT: break;
     case OP_CONV: {
@@ -155,6 +179,13 @@ void graph__backward(eng_graph *g, g_node *nd, int set_din)
             din, PG(nd->p0), PG(nd->p1), dout, D(nd->in[0]), st, st + bn_stride(in->c), PW(nd->p0), rows(in), in->c);
         break;
     }
+    case OP_BN_SILU: {
+        float *st = g->arena + nd->st_off;
+        (set_din ? eng_bn_silu_backward_set_fast : g->fast ? eng_bn_silu_backward_fast : eng_bn_silu_backward_ref)(
+            din, PG(nd->p0), PG(nd->p1), dout, D(nd->in[0]), st, st + bn_stride(in->c), PW(nd->p0), PW(nd->p1),
+            rows(in), in->c);
+        break;
+    }
     case OP_SILU:
         if (din)
             (set_din ? eng_silu_backward_set_fast : g->fast ? eng_silu_backward_fast : eng_silu_backward_ref)(
@@ -165,19 +196,30 @@ void graph__backward(eng_graph *g, g_node *nd, int set_din)
         break;
     case OP_ADD:
         /* Both accept a NULL side (an input with no gradient). */
-        (g->fast ? eng_add_backward_fast : eng_add_backward_ref)(din, GR(nd->in[1]), dout, numel(in));
+        if (g->fast)
+            eng_add_backward_set_fast(din, GR(nd->in[1]), dout, numel(in),
+                                      (unsigned)set_din | (unsigned)graph__first_writer_sets(g, nd, i, 1) << 1);
+        else
+            eng_add_backward_ref(din, GR(nd->in[1]), dout, numel(in));
         break;
     case OP_CONCAT: {
         float *dins[G_MAX_IN];
         int cs[G_MAX_IN];
-        for (int k = 0; k < nd->nin; k++) dins[k] = GR(nd->in[k]), cs[k] = g->t[nd->in[k]].c;
-        (g->fast ? eng_concat_backward_fast : eng_concat_backward_ref)(dins, cs, nd->nin, dout, rows(in));
+        unsigned set = 0;
+        for (int k = 0; k < nd->nin; k++) {
+            dins[k] = GR(nd->in[k]), cs[k] = g->t[nd->in[k]].c;
+            set |= (unsigned)graph__first_writer_sets(g, nd, i, k) << k;
+        }
+        if (g->fast)
+            eng_concat_backward_set_fast(dins, set, cs, nd->nin, dout, rows(in));
+        else
+            eng_concat_backward_ref(dins, cs, nd->nin, dout, rows(in));
         break;
     }
     case OP_SLICE:
         if (din)
-            for (size_t r = 0; r < rows(in); r++)
-                for (int c = 0; c < out->c; c++) din[r * in->c + nd->c0 + c] += dout[r * out->c + c];
+            (set_din ? eng_slice_backward_set_fast : g->fast ? eng_slice_backward_fast : eng_slice_backward_ref)(
+                din, dout, rows(in), in->c, nd->c0, out->c);
         break;
     case OP_MAXPOOL:
         if (din)
@@ -185,7 +227,10 @@ void graph__backward(eng_graph *g, g_node *nd, int set_din)
                                                                              in->w, in->c, nd->k);
         break;
     case OP_UP2:
-        if (din) (g->fast ? eng_upsample2_backward_fast : eng_upsample2_backward_ref)(din, dout, in->n, in->h, in->w, in->c);
+        if (din)
+            (set_din ? eng_upsample2_backward_set_fast : g->fast ? eng_upsample2_backward_fast
+                                                                 : eng_upsample2_backward_ref)(din, dout, in->n, in->h,
+                                                                                               in->w, in->c);
         break;
     }
 }

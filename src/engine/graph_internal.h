@@ -9,7 +9,13 @@
 
 #define G_MAX_IN 8
 
-enum { OP_INPUT, OP_CONV, OP_BN, OP_SILU, OP_SIGMOID, OP_ADD, OP_CONCAT, OP_SLICE, OP_MAXPOOL, OP_UP2 };
+enum { OP_INPUT, OP_CONV, OP_BN, OP_SILU, OP_SIGMOID, OP_ADD, OP_CONCAT, OP_SLICE, OP_MAXPOOL, OP_UP2, OP_BN_SILU };
+
+/* Ops with batch-norm parameters and state (mean, invstd, running stats). */
+static inline int graph__has_bn(int op)
+{
+    return op == OP_BN || op == OP_BN_SILU;
+}
 
 typedef struct g_tensor {
     int n, h, w, c;
@@ -17,6 +23,7 @@ typedef struct g_tensor {
     int producer;      /* node index */
     int last;          /* last consuming node, -1 for the graph's outputs */
     int is_input;
+    int split;         /* consumed only by slices that partition its channels */
 } g_tensor;
 
 typedef struct g_node {
@@ -26,7 +33,7 @@ typedef struct g_node {
     int p0, p1;        /* parameters: conv weight and bias, bn gamma and beta; -1 = none */
     eng_conv_dims cd;
     int k, c0;         /* maxpool kernel; slice first channel */
-    float eps, mom;    /* batch norm */
+    float eps, mom;    /* batch norm (OP_BN, OP_BN_SILU) */
     size_t st_off;     /* batch norm: mean, invstd, running mean, running var */
     char rmean_name[112], rvar_name[112];
     void *fast;        /* fast-path state (oneDNN), or NULL */
@@ -62,11 +69,15 @@ const char *graph__op_name(int op);
 lupe_status graph__prepare(eng_graph *g, g_node *nd, size_t *scratch);
 void graph__node_cleanup(g_node *nd);
 void graph__forward(eng_graph *g, g_node *nd, int training);
-/* Whether node i can overwrite its input's gradient rather than add to it
- * (a fast convolution, batch norm or SiLU whose input this node is the
- * last to consume). */
-int graph__first_writer_sets(const eng_graph *g, const g_node *nd, int i);
-/* set_din: write the input gradient instead of adding to it. */
-void graph__backward(eng_graph *g, g_node *nd, int set_din);
+/* Whether node i, with fast paths on, overwrites the gradient of its input
+ * k rather than adding to it: it is the first to write it (the last to
+ * consume the tensor, and k its first occurrence in the node's inputs) and
+ * has an overwriting form (a fast convolution, batch norm, batch norm +
+ * SiLU, SiLU, add, concat, upsampling); or it is a slice of a tensor that
+ * slices partition (each overwrites its own channels). eng_graph_backward
+ * zeroes the gradients that no first writer overwrites. */
+int graph__first_writer_sets(const eng_graph *g, const g_node *nd, int i, int k);
+/* Node i's backward pass. */
+void graph__backward(eng_graph *g, g_node *nd, int i);
 
 #endif

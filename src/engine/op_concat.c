@@ -1,7 +1,8 @@
 /*
- * Reference channel concatenation and split over NHWC rows (m = N*H*W rows):
- * concat lays the inputs' channels side by side in order, split cuts them
- * apart again, and each one's backward pass is the other's forward, added.
+ * Reference channel concatenation, split and slice over NHWC rows (m = N*H*W
+ * rows): concat lays the inputs' channels side by side in order, split cuts
+ * them apart again (a slice is one piece), and each one's backward pass is
+ * the other's forward, added.
  */
 #include <assert.h>
 #include <string.h>
@@ -72,4 +73,18 @@ void eng_split_backward_ref(float *din, const float *const *douts, const int *cs
             off += (size_t)cs[i];
         }
     }
+}
+
+void eng_slice_forward_ref(float *out, const float *in, size_t m, int ci, int c0, int co)
+{
+    assert(out && in && ci > 0 && c0 >= 0 && co > 0 && c0 + co <= ci);
+    for (size_t r = 0; r < m; r++)
+        for (int j = 0; j < co; j++) out[r * (size_t)co + j] = in[r * (size_t)ci + c0 + j];
+}
+
+void eng_slice_backward_ref(float *din, const float *dout, size_t m, int ci, int c0, int co)
+{
+    assert(din && dout && ci > 0 && c0 >= 0 && co > 0 && c0 + co <= ci);
+    for (size_t r = 0; r < m; r++)
+        for (int j = 0; j < co; j++) din[r * (size_t)ci + c0 + j] += dout[r * (size_t)co + j];
 }

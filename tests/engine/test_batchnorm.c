@@ -1,7 +1,9 @@
 /*
  * Tests of the reference batch norm: PyTorch BatchNorm2d's numbers on a
  * hand-worked case, normalized output statistics, running-statistics
- * updates, gradients against finite differences, and folding into a conv.
+ * updates, gradients against finite differences, and folding into a conv;
+ * and of the reference batch norm + SiLU: by hand, against finite
+ * differences and against the two reference ops composed.
  */
 #include <string.h>
 
@@ -184,6 +186,96 @@ static void test_fold(void **state)
     }
 }
 
+/* ---- batch norm + SiLU ---------------------------------------------------- */
+static double silu_d(double y)
+{
+    return y / (1.0 + exp(-y));
+}
+
+/* x = 1, 2, 3, 4 as test_by_hand: out = silu(2 * (x - 2.5) / sqrt(1.25) + 1),
+ * and in inference silu of the running-statistics normalization. */
+static void test_bn_silu_by_hand(void **state)
+{
+    (void)state;
+    const float x[4] = {1, 2, 3, 4}, gamma = 2, beta = 1, rmean = 0.5f, rvar = 2;
+    float y[4], mean, invstd;
+    eng_bn_silu_forward_train_ref(y, &mean, &invstd, x, &gamma, &beta, 4, 1, 0.0f);
+    assert_close(mean, 2.5, 1e-7);
+    assert_close(invstd, 1 / sqrt(1.25), 1e-7);
+    for (int i = 0; i < 4; i++) assert_close(y[i], silu_d(2 * (x[i] - 2.5) / sqrt(1.25) + 1), 1e-6);
+    eng_bn_silu_forward_infer_ref(y, x, &gamma, &beta, &rmean, &rvar, 4, 1, 1e-3f);
+    for (int i = 0; i < 4; i++) assert_close(y[i], silu_d((x[i] - 0.5) / sqrt(2.001) * 2 + 1), 1e-6);
+    /* In place, as both reference ops allow. */
+    float z[4] = {1, 2, 3, 4};
+    eng_bn_silu_forward_infer_ref(z, z, &gamma, &beta, &rmean, &rvar, 4, 1, 1e-3f);
+    assert_memory_equal(z, y, sizeof z);
+}
+
+static double bn_silu_loss(void *p)
+{
+    bn_ctx *b = p;
+    eng_bn_silu_forward_train_ref(b->y, b->mean, b->invstd, b->x, b->gamma, b->beta, b->m, b->c, 1e-5f);
+    return gc_dot(b->g, b->y, b->m * b->c);
+}
+
+/* Gradients of L = sum(g * silu(bn(x))) against central differences (as
+ * test_backward_gradcheck; beta is no longer linear: the smooth step and
+ * tolerance), and against the composition the fused op replaces: the
+ * batch-norm output kept, eng_silu_backward_ref, eng_bn_backward_ref. The
+ * composition rounds y and dy to float, the fused reference does not:
+ * agreement within 1e-5 of each tensor's largest value. */
+static void test_bn_silu_backward(void **state)
+{
+    (void)state;
+    gc_rng r = gc_seed(24);
+    const size_t ms[] = {6, 24, 50, 3};
+    const int cs[] = {1, 3, 5, 2};
+    for (int s = 0; s < 4; s++) {
+        bn_ctx b = {.m = ms[s], .c = cs[s]};
+        const size_t n = b.m * b.c;
+        b.x = gc_random(&r, n, -2, 2), b.g = gc_random(&r, n, -1, 1), b.y = gc_zeros(n);
+        b.gamma = gc_random(&r, b.c, 0.5f, 2), b.beta = gc_random(&r, b.c, -1, 1);
+        b.mean = gc_zeros(b.c), b.invstd = gc_zeros(b.c);
+        for (size_t i = 0; i < n; i++) b.x[i] += (float)(i % b.c);
+        float *dx = gc_zeros(n), *dgamma = gc_zeros(b.c), *dbeta = gc_zeros(b.c);
+        bn_silu_loss(&b);
+        eng_bn_silu_backward_ref(dx, dgamma, dbeta, b.g, b.x, b.mean, b.invstd, b.gamma, b.beta, b.m, b.c);
+        char what[64];
+        snprintf(what, sizeof what, "bn+silu m %zu c %d dx", b.m, b.c);
+        gc_expect(what, bn_silu_loss, &b, b.x, n, dx, 1e-2, 1e-2);
+        snprintf(what, sizeof what, "bn+silu m %zu c %d dgamma", b.m, b.c);
+        gc_expect(what, bn_silu_loss, &b, b.gamma, b.c, dgamma, 1e-2, 1e-2);
+        snprintf(what, sizeof what, "bn+silu m %zu c %d dbeta", b.m, b.c);
+        gc_expect(what, bn_silu_loss, &b, b.beta, b.c, dbeta, 1e-2, 1e-2);
+
+        /* The composition, from the same statistics. */
+        bn_silu_loss(&b);
+        float *y = gc_zeros(n), *dy = gc_zeros(n), *cx = gc_zeros(n), *cg = gc_zeros(b.c), *cb = gc_zeros(b.c);
+        float *m2 = gc_zeros(b.c), *i2 = gc_zeros(b.c);
+        eng_bn_forward_train_ref(y, m2, i2, b.x, b.gamma, b.beta, b.m, b.c, 1e-5f);
+        assert_memory_equal(m2, b.mean, b.c * sizeof(float));
+        eng_silu_backward_ref(dy, b.g, y, n);
+        eng_bn_backward_ref(cx, cg, cb, dy, b.x, b.mean, b.invstd, b.gamma, b.m, b.c);
+        if (gc_rel_diff(cx, dx, n) > 1e-5 || gc_rel_diff(cg, dgamma, b.c) > 1e-5 || gc_rel_diff(cb, dbeta, b.c) > 1e-5)
+            fail_msg("shape %d: fused reference differs from the composition: dx %g, dgamma %g, dbeta %g", s,
+                     gc_rel_diff(cx, dx, n), gc_rel_diff(cg, dgamma, b.c), gc_rel_diff(cb, dbeta, b.c));
+
+        /* A second call doubles everything; NULL outputs are skipped. */
+        float *dx2 = gc_zeros(n), *dgamma2 = gc_zeros(b.c), *dbeta2 = gc_zeros(b.c);
+        for (int k = 0; k < 2; k++)
+            eng_bn_silu_backward_ref(dx2, dgamma2, dbeta2, b.g, b.x, b.mean, b.invstd, b.gamma, b.beta, b.m, b.c);
+        eng_bn_silu_backward_ref(NULL, NULL, dbeta2, b.g, b.x, b.mean, b.invstd, b.gamma, b.beta, b.m, b.c);
+        for (size_t i = 0; i < n; i++) assert_true(dx2[i] == 2 * dx[i]);
+        for (int i = 0; i < b.c; i++) {
+            assert_true(dgamma2[i] == 2 * dgamma[i]);
+            assert_close(dbeta2[i], 3 * dbeta[i], 1e-6);
+        }
+        free(b.x), free(b.g), free(b.y), free(b.gamma), free(b.beta), free(b.mean), free(b.invstd);
+        free(dx), free(dgamma), free(dbeta), free(dx2), free(dgamma2), free(dbeta2);
+        free(y), free(dy), free(cx), free(cg), free(cb), free(m2), free(i2);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -193,6 +285,8 @@ int main(void)
         cmocka_unit_test(test_running_single_row),
         cmocka_unit_test(test_backward_gradcheck),
         cmocka_unit_test(test_fold),
+        cmocka_unit_test(test_bn_silu_by_hand),
+        cmocka_unit_test(test_bn_silu_backward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

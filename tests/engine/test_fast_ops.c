@@ -1,10 +1,11 @@
 /*
- * Tests of the fast element-wise, batch-norm, concat, pooling and
- * upsampling ops against their references, on shapes with channel counts
- * that are not multiples of the vector width, single rows, extreme inputs,
- * NULL gradients and repeated (accumulating) backward calls, each run with
- * 1 thread, 3 threads (more than this machine may have: uneven splits) and
- * all cores. Tolerances are stated per op, as in engine.h.
+ * Tests of the fast element-wise, batch-norm (also fused with SiLU),
+ * concat, slice, pooling and upsampling ops against their references, on
+ * shapes with channel counts that are not multiples of the vector width,
+ * single rows, extreme inputs, NULL gradients, repeated (accumulating) and
+ * overwriting backward calls, each run with 1 thread, 3 threads (more than
+ * this machine may have: uneven splits) and all cores. Tolerances are
+ * stated per op, as in engine.h.
  */
 #include <float.h>
 #include <math.h>
@@ -294,6 +295,195 @@ static void test_batchnorm_cancellation(void **state)
     free(x), free(yw), free(yg);
 }
 
+/* ---- batch norm + SiLU ---------------------------------------------------------
+ * The fused fast op against the fused reference on the batch-norm shapes
+ * and data: mean and invstd relative 1e-6; outputs, input gradients,
+ * dgamma and dbeta 1e-5 of the tensor's largest value, as batch norm (the
+ * fast path rounds y and dy to float, the reference keeps them in double);
+ * the accumulating, masked and overwriting backward forms; and results that
+ * do not change from one run to the next (same threads, bit-identical). */
+static void check_bn_silu(const bn_shape *sh, gc_rng *r, int threads)
+{
+    const size_t m = sh->m, n = m * (size_t)sh->c;
+    const int c = sh->c;
+    float *x = gc_zeros(n), *gamma = gc_random(r, c, 0.5f, 2), *beta = gc_random(r, c, -1, 1);
+    fill_bn_input(r, x, m, c);
+    float *yw = gc_zeros(n), *yg = gc_zeros(n), *mw = gc_zeros(c), *mg = gc_zeros(c), *iw = gc_zeros(c),
+          *ig = gc_zeros(c);
+    eng_bn_silu_forward_train_ref(yw, mw, iw, x, gamma, beta, m, c, 1e-3f);
+    eng_bn_silu_forward_train_fast(yg, mg, ig, x, gamma, beta, m, c, 1e-3f);
+    expect_err("bn+silu mean", max_err(mg, mw, c, 1e-30), 1e-6, n, threads);
+    expect_err("bn+silu invstd", max_err(ig, iw, c, 1e-30), 1e-6, n, threads);
+    expect_err("bn+silu train out", scaled_err(yg, yw, n), 1e-5, n, threads);
+    /* Equal to the two fast ops one after the other, but for the rounding
+     * of the batch-norm value to float between them. */
+    float *two = gc_zeros(n);
+    eng_bn_forward_train_fast(two, mg, ig, x, gamma, beta, m, c, 1e-3f);
+    eng_silu_forward_fast(two, two, n);
+    expect_err("bn+silu train out against bn then silu", scaled_err(yg, two, n), 1e-6, n, threads);
+    /* In place, and again: bit-identical. */
+    float *inplace = copy_of(x, n);
+    eng_bn_silu_forward_train_fast(inplace, mg, ig, inplace, gamma, beta, m, c, 1e-3f);
+    assert_memory_equal(inplace, yg, n * sizeof(float));
+
+    float *rmean = gc_random(r, c, -2, 2), *rvar = gc_random(r, c, 0.1f, 3);
+    eng_bn_silu_forward_infer_ref(yw, x, gamma, beta, rmean, rvar, m, c, 1e-3f);
+    eng_bn_silu_forward_infer_fast(yg, x, gamma, beta, rmean, rvar, m, c, 1e-3f);
+    expect_err("bn+silu infer out", scaled_err(yg, yw, n), 1e-5, n, threads);
+
+    /* Backward from the reference's statistics, into zeros, then again
+     * (must double exactly) and once more from zeros (bit-identical). */
+    float *dy = gc_random(r, n, -1, 1);
+    float *dxw = gc_zeros(n), *dxg = gc_zeros(n), *dgw = gc_zeros(c), *dgg = gc_zeros(c), *dbw = gc_zeros(c),
+          *dbg = gc_zeros(c);
+    eng_bn_silu_backward_ref(dxw, dgw, dbw, dy, x, mw, iw, gamma, beta, m, c);
+    eng_bn_silu_backward_fast(dxg, dgg, dbg, dy, x, mw, iw, gamma, beta, m, c);
+    expect_err("bn+silu backward dx", scaled_err(dxg, dxw, n), 1e-5, n, threads);
+    expect_err("bn+silu backward dgamma", scaled_err(dgg, dgw, c), 1e-5, n, threads);
+    expect_err("bn+silu backward dbeta", scaled_err(dbg, dbw, c), 1e-5, n, threads);
+    float *dx2 = copy_of(dxg, n), *dg2 = copy_of(dgg, c), *db2 = copy_of(dbg, c);
+    eng_bn_silu_backward_fast(dx2, dg2, db2, dy, x, mw, iw, gamma, beta, m, c);
+    for (size_t i = 0; i < n; i++) assert_true(dx2[i] == 2 * dxg[i]);
+    for (int i = 0; i < c; i++) assert_true(dg2[i] == 2 * dgg[i] && db2[i] == 2 * dbg[i]);
+    float *dx3 = gc_zeros(n), *dg3 = gc_zeros(c), *db3 = gc_zeros(c);
+    eng_bn_silu_backward_fast(dx3, dg3, db3, dy, x, mw, iw, gamma, beta, m, c);
+    assert_memory_equal(dx3, dxg, n * sizeof(float));
+    assert_memory_equal(dg3, dgg, c * sizeof(float));
+    assert_memory_equal(db3, dbg, c * sizeof(float));
+    /* The overwriting form equals adding into zeros, whatever din held. */
+    gc_fill(r, dx3, n, -100, 100);
+    eng_bn_silu_backward_set_fast(dx3, dg3, db3, dy, x, mw, iw, gamma, beta, m, c);
+    assert_memory_equal(dx3, dxg, n * sizeof(float));
+    for (int i = 0; i < c; i++) assert_true(dg3[i] == 2 * dgg[i] && db3[i] == 2 * dbg[i]);
+
+    float *start = gc_random(r, n, -1, 1), *cs = gc_random(r, c, -1, 1);
+    for (int mask = 0; mask < 8; mask++) { /* which of din, dgamma, dbeta are given */
+        float *aw = copy_of(start, n), *ag = copy_of(start, n), *gw = copy_of(cs, c), *gg = copy_of(cs, c);
+        float *bw = copy_of(cs, c), *bg = copy_of(cs, c);
+        eng_bn_silu_backward_ref(mask & 1 ? aw : NULL, mask & 2 ? gw : NULL, mask & 4 ? bw : NULL, dy, x, mw, iw,
+                                 gamma, beta, m, c);
+        eng_bn_silu_backward_fast(mask & 1 ? ag : NULL, mask & 2 ? gg : NULL, mask & 4 ? bg : NULL, dy, x, mw, iw,
+                                  gamma, beta, m, c);
+        for (size_t i = 0; i < n; i++) aw[i] -= start[i], ag[i] -= start[i];
+        for (int i = 0; i < c; i++) gw[i] -= cs[i], gg[i] -= cs[i], bw[i] -= cs[i], bg[i] -= cs[i];
+        expect_err("bn+silu backward dx (masked)", scaled_err(ag, aw, n), 2e-5, n, threads);
+        expect_err("bn+silu backward dgamma (masked)", scaled_err(gg, gw, c), 2e-5, n, threads);
+        expect_err("bn+silu backward dbeta (masked)", scaled_err(bg, bw, c), 2e-5, n, threads);
+        if (!(mask & 1)) assert_memory_equal(ag, aw, n * sizeof(float));
+        free(aw), free(ag), free(gw), free(gg), free(bw), free(bg);
+    }
+    float *bufs[] = {x, gamma, beta, yw, yg, mw, mg, iw, ig, two, inplace, rmean, rvar, dy, dxw, dxg, dgw, dgg, dbw,
+                     dbg, dx2, dg2, db2, dx3, dg3, db3, start, cs};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+}
+
+static void test_bn_silu(void **state)
+{
+    (void)state;
+    gc_rng r = gc_seed(78);
+    const bn_shape shapes[] = {{1, 3}, {1, 16}, {5, 17}, {64, 8}, {200, 33}, {40, 1030}, {3000, 16}, {4001, 24}};
+    for (int t = 0; t < NTHREADS; t++) {
+        eng_set_threads(thread_counts[t]);
+        for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) check_bn_silu(&shapes[k], &r, thread_counts[t]);
+    }
+    eng_set_threads(0);
+}
+
+/* ---- slices and the overwriting forms of concat, add, upsampling ---------------
+ * Slices: copies and float additions as the reference: bit-identical. The
+ * overwriting forms equal adding into zeros (compared as floats: a -0.0
+ * gradient may stay -0.0), whatever the buffer held, and leave the inputs
+ * they do not overwrite accumulating. */
+static void expect_equal_floats(const char *what, const float *got, const float *want, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(got[i] == want[i])) fail_msg("%s: element %zu is %.9g, want %.9g", what, i, got[i], want[i]);
+}
+
+static void test_slices_and_set_forms(void **state)
+{
+    (void)state;
+    gc_rng r = gc_seed(79);
+    const int sl[][3] = {{5, 0, 2}, {5, 2, 3}, {16, 8, 8}, {33, 1, 31}, {1, 0, 1}}; /* ci, c0, co */
+    const size_t ms[] = {1, 9, 3001};
+    for (int t = 0; t < NTHREADS; t++) {
+        eng_set_threads(thread_counts[t]);
+        for (int s = 0; s < 5; s++)
+            for (int mi = 0; mi < 3; mi++) {
+                const int ci = sl[s][0], c0 = sl[s][1], co = sl[s][2];
+                const size_t m = ms[mi], ni = m * (size_t)ci, no = m * (size_t)co;
+                float *x = gc_random(&r, ni, -1, 1), *yw = gc_zeros(no), *yg = gc_random(&r, no, -1, 1);
+                eng_slice_forward_ref(yw, x, m, ci, c0, co);
+                eng_slice_forward_fast(yg, x, m, ci, c0, co);
+                assert_memory_equal(yg, yw, no * sizeof(float));
+                float *dy = gc_random(&r, no, -1, 1), *dw = gc_random(&r, ni, -1, 1), *dg = copy_of(dw, ni);
+                for (int rep = 0; rep < 2; rep++) {
+                    eng_slice_backward_ref(dw, dy, m, ci, c0, co);
+                    eng_slice_backward_fast(dg, dy, m, ci, c0, co);
+                }
+                assert_memory_equal(dg, dw, ni * sizeof(float));
+                /* Overwriting: the slice's channels become dy, the others keep their values. */
+                float *ds = copy_of(dw, ni);
+                eng_slice_backward_set_fast(ds, dy, m, ci, c0, co);
+                for (size_t i = 0; i < m; i++)
+                    for (int j = 0; j < ci; j++) {
+                        const float want = j >= c0 && j < c0 + co ? dy[i * co + j - c0] : dw[i * ci + j];
+                        if (!(ds[i * ci + j] == want)) fail_msg("slice set: row %zu channel %d", i, j);
+                    }
+                free(x), free(yw), free(yg), free(dy), free(dw), free(dg), free(ds);
+            }
+
+        /* concat: every mask of 3 inputs, one of them NULL in half the runs. */
+        const int cs[3] = {3, 8, 5};
+        const size_t m = 777, ct = 16;
+        float *dy = gc_random(&r, m * ct, -1, 1);
+        for (unsigned mask = 0; mask < 16; mask++) {
+            float *start[3], *want[3], *got[3];
+            for (int i = 0; i < 3; i++) {
+                start[i] = gc_random(&r, m * cs[i], -1, 1);
+                want[i] = copy_of(start[i], m * cs[i]);
+                got[i] = copy_of(start[i], m * cs[i]);
+                if (mask >> i & 1u) memset(want[i], 0, m * cs[i] * sizeof(float)); /* overwritten: from zero */
+            }
+            float *wptr[3] = {want[0], want[1], mask & 8u ? NULL : want[2]};
+            float *gptr[3] = {got[0], got[1], mask & 8u ? NULL : got[2]};
+            eng_concat_backward_ref(wptr, cs, 3, dy, m);
+            eng_concat_backward_set_fast(gptr, mask & 7u, cs, 3, dy, m);
+            for (int i = 0; i < 3; i++) {
+                expect_equal_floats("concat set", got[i], mask & 8u && i == 2 ? start[2] : want[i], m * cs[i]);
+                free(start[i]), free(want[i]), free(got[i]);
+            }
+        }
+        free(dy);
+
+        /* add: the four masks on distinct buffers, and with one side NULL. */
+        const size_t n = 4099;
+        float *d = gc_random(&r, n, -1, 1), *a0 = gc_random(&r, n, -1, 1), *b0 = gc_random(&r, n, -1, 1);
+        for (unsigned set = 0; set < 4; set++)
+            for (int nulls = 0; nulls < 3; nulls++) { /* 0: both, 1: no da, 2: no db */
+                float *aw = copy_of(a0, n), *bw = copy_of(b0, n), *ag = copy_of(a0, n), *bg = copy_of(b0, n);
+                if (set & 1u) memset(aw, 0, n * sizeof(float));
+                if (set & 2u) memset(bw, 0, n * sizeof(float));
+                eng_add_backward_ref(nulls == 1 ? NULL : aw, nulls == 2 ? NULL : bw, d, n);
+                eng_add_backward_set_fast(nulls == 1 ? NULL : ag, nulls == 2 ? NULL : bg, d, n, set);
+                expect_equal_floats("add set da", ag, nulls == 1 ? a0 : aw, n);
+                expect_equal_floats("add set db", bg, nulls == 2 ? b0 : bw, n);
+                free(aw), free(bw), free(ag), free(bg);
+            }
+        free(d), free(a0), free(b0);
+
+        /* upsampling */
+        const int un = 2, uh = 5, uw = 3, uc = 11;
+        const size_t usz = (size_t)un * uh * uw * uc;
+        float *udy = gc_random(&r, 4 * usz, -1, 1), *uw0 = gc_zeros(usz), *ug = gc_random(&r, usz, -5, 5);
+        eng_upsample2_backward_ref(uw0, udy, un, uh, uw, uc);
+        eng_upsample2_backward_set_fast(ug, udy, un, uh, uw, uc);
+        expect_equal_floats("upsample2 set", ug, uw0, usz);
+        free(udy), free(uw0), free(ug);
+    }
+    eng_set_threads(0);
+}
+
 /* ---- concat -----------------------------------------------------------------
  * Copies and float additions in the reference's order: bit-identical. */
 static void test_concat(void **state)
@@ -418,7 +608,8 @@ int main(void)
         cmocka_unit_test(test_sigmoid_silu),         cmocka_unit_test(test_add),
         cmocka_unit_test(test_batchnorm),            cmocka_unit_test(test_batchnorm_cancellation),
         cmocka_unit_test(test_concat),               cmocka_unit_test(test_pool_upsample),
-        cmocka_unit_test(test_set_forms),
+        cmocka_unit_test(test_set_forms),            cmocka_unit_test(test_bn_silu),
+        cmocka_unit_test(test_slices_and_set_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,8 @@
  * SPPF-style max pooling, upsampling, softmax (DFL-style) and BCE losses.
  * This test builds the same network from the reference ops, loads the same
  * weights, and checks the output, the loss, every gradient, the losses of
- * 10 SGD steps and the final weights and running statistics.
+ * 10 SGD steps and the final weights and running statistics; then the same
+ * with the graph API, also with batch norm + SiLU as one fused op.
  *
  * Tolerance: max |lupe - torch| / max |torch| <= 1e-5 for every tensor
  * (measured: 1e-7 to 6e-7). Both sides compute in float32 with different
@@ -269,13 +270,18 @@ static const char *const map[][2] = {{"conv1.w", "conv1.weight"}, {"bn1.g", "bn1
                                      {"conv5.w", "conv5.weight"}, {"conv5.b", "conv5.bias"}};
 
 /* The golden network with the graph API; t[] gets the tensors images,
- * a1, a4 and output. */
-static eng_graph *build_golden(int t[4])
+ * a1, a4 and output. fused: batch norm and SiLU as one op (eng_g_bn_silu,
+ * as YOLOv8's Conv is built), else as two. */
+static eng_graph *build_golden_as(int t[4], int fused)
 {
     eng_graph *g = eng_graph_new("golden");
     int x = eng_g_input(g, "images", N, H, W, 3);
-    int a1 = eng_g_silu(g, eng_g_bn(g, "bn1", eng_g_conv(g, "conv1", x, 8, 3, 1, 1, 1, 0), BN_EPS, BN_MOM));
-    int a2 = eng_g_silu(g, eng_g_bn(g, "bn2", eng_g_conv(g, "conv2", a1, 16, 3, 2, 1, 1, 0), BN_EPS, BN_MOM));
+    int z1 = eng_g_conv(g, "conv1", x, 8, 3, 1, 1, 1, 0);
+    int a1 = fused ? eng_g_bn_silu(g, "bn1", z1, BN_EPS, BN_MOM)
+                   : eng_g_silu(g, eng_g_bn(g, "bn1", z1, BN_EPS, BN_MOM));
+    int z2 = eng_g_conv(g, "conv2", a1, 16, 3, 2, 1, 1, 0);
+    int a2 = fused ? eng_g_bn_silu(g, "bn2", z2, BN_EPS, BN_MOM)
+                   : eng_g_silu(g, eng_g_bn(g, "bn2", z2, BN_EPS, BN_MOM));
     int s0 = eng_g_slice(g, a2, 0, 8), s1 = eng_g_slice(g, a2, 8, 8);
     int a3 = eng_g_add(g, eng_g_silu(g, eng_g_conv(g, "conv3", s1, 8, 3, 1, 1, 2, 1)), s1);
     int c[3] = {s0, s1, a3};
@@ -288,12 +294,17 @@ static eng_graph *build_golden(int t[4])
     return g;
 }
 
-static void run_graph(int fast, int precision)
+static eng_graph *build_golden(int t[4])
+{
+    return build_golden_as(t, 0);
+}
+
+static void run_graph(int fast, int precision, int fused)
 {
     const char *path = getenv("LUPE_GOLDEN");
     assert_int_equal(eng_ckpt_load(path ? path : "tests/engine/data/golden.ckpt", &gold), LUPE_OK);
     int t[4];
-    eng_graph *g = build_golden(t);
+    eng_graph *g = build_golden_as(t, fused);
     int x = t[0], a1 = t[1], a4 = t[2], out = t[3];
     eng_graph_set_fast(g, fast);
     eng_graph_set_precision(g, precision);
@@ -345,7 +356,7 @@ static void run_graph(int fast, int precision)
 static void test_golden_graph(void **state)
 {
     (void)state;
-    run_graph(0, ENG_PREC_F32);
+    run_graph(0, ENG_PREC_F32, 0);
 }
 
 /* The same with the oneDNN convolutions, whose summation order differs
@@ -353,7 +364,21 @@ static void test_golden_graph(void **state)
 static void test_golden_graph_fast(void **state)
 {
     (void)state;
-    run_graph(1, ENG_PREC_F32);
+    run_graph(1, ENG_PREC_F32, 0);
+}
+
+/* Batch norm + SiLU fused (eng_g_bn_silu), on the references and on the
+ * fast paths: the same numbers, the same bound. */
+static void test_golden_graph_fused(void **state)
+{
+    (void)state;
+    run_graph(0, ENG_PREC_F32, 1);
+}
+
+static void test_golden_graph_fused_fast(void **state)
+{
+    (void)state;
+    run_graph(1, ENG_PREC_F32, 1);
 }
 
 /* Ten Nesterov SGD steps through the graph and the engine's optimizer, as
@@ -361,12 +386,12 @@ static void test_golden_graph_fast(void **state)
  * bf16 convolutions (fp32 master weights, losses and everything else) the
  * loss curve and the weights must stay within 2e-2 of PyTorch's fp32 run,
  * which shows mixed precision trains like fp32 on this network. */
-static void train_graph(int precision, double tol)
+static void train_graph(int precision, double tol, int fused)
 {
     const char *path = getenv("LUPE_GOLDEN");
     assert_int_equal(eng_ckpt_load(path ? path : "tests/engine/data/golden.ckpt", &gold), LUPE_OK);
     int t[4];
-    eng_graph *g = build_golden(t);
+    eng_graph *g = build_golden_as(t, fused);
     eng_graph_set_precision(g, precision);
     assert_int_equal(eng_graph_plan(g, 1), LUPE_OK);
     const eng_param *ps = NULL;
@@ -422,7 +447,7 @@ static void train_graph(int precision, double tol)
 static void test_train_graph_f32(void **state)
 {
     (void)state;
-    train_graph(ENG_PREC_F32, 1e-5);
+    train_graph(ENG_PREC_F32, 1e-5, 0);
 }
 
 static void test_train_graph_bf16(void **state)
@@ -430,10 +455,59 @@ static void test_train_graph_bf16(void **state)
     (void)state;
     if (!eng_bf16_supported()) {
         print_message("# this CPU has no bf16: checking that AUTO trains in f32 instead\n");
-        train_graph(ENG_PREC_AUTO, 1e-5);
+        train_graph(ENG_PREC_AUTO, 1e-5, 0);
         return;
     }
-    train_graph(ENG_PREC_BF16, 2e-2);
+    train_graph(ENG_PREC_BF16, 2e-2, 0);
+}
+
+/* Ten steps with batch norm + SiLU fused (its running statistics too). */
+static void test_train_graph_fused(void **state)
+{
+    (void)state;
+    train_graph(ENG_PREC_F32, 1e-5, 1);
+    if (eng_bf16_supported()) train_graph(ENG_PREC_BF16, 2e-2, 1);
+}
+
+/* The fused op keeps no batch-norm output: the training arena loses at
+ * least the two batch-norm outputs (their gradients share memory with
+ * others, so they may or may not shrink it further), and the fused and
+ * unfused graphs compute the same output, forward and in inference. */
+static void test_fused_arena(void **state)
+{
+    (void)state;
+    int ta[4], tb[4];
+    eng_graph *a = build_golden_as(ta, 0), *b = build_golden_as(tb, 1);
+    eng_graph_set_precision(a, ENG_PREC_F32);
+    eng_graph_set_precision(b, ENG_PREC_F32);
+    assert_int_equal(eng_graph_plan(a, 1), LUPE_OK);
+    assert_int_equal(eng_graph_plan(b, 1), LUPE_OK);
+    const size_t saved = (M1 * 8 + M2 * 16) * sizeof(float);
+    print_message("# training arena: %zu KiB unfused, %zu KiB fused (batch-norm outputs: %zu KiB)\n",
+                  eng_graph_arena_bytes(a) >> 10, eng_graph_arena_bytes(b) >> 10, saved >> 10);
+    assert_true(eng_graph_arena_bytes(b) + saved <= eng_graph_arena_bytes(a));
+    const eng_param *pa, *pb;
+    int np = eng_graph_params(a, &pa);
+    assert_int_equal(eng_graph_params(b, &pb), np);
+    for (int i = 0; i < np; i++) {
+        assert_string_equal(pa[i].name, pb[i].name);
+        assert_memory_equal(pa[i].w, pb[i].w, pa[i].n * sizeof(float)); /* same seed */
+    }
+    uint64_t seed = 9;
+    float *xa = eng_g_data(a, ta[0]), *xb = eng_g_data(b, tb[0]);
+    for (size_t i = 0; i < M1 * 3; i++) {
+        seed = seed * 6364136223846793005ULL + 1;
+        xa[i] = xb[i] = (float)(seed >> 40) / 16777216.0f - 0.5f;
+    }
+    for (int training = 1; training >= 0; training--) {
+        eng_graph_forward(a, training);
+        eng_graph_forward(b, training);
+        const double e = rel_err(eng_g_data(b, tb[3]), eng_g_data(a, ta[3]), M1 * NO);
+        print_message("# fused against unfused, %s: output rel err %.2e\n", training ? "training" : "inference", e);
+        assert_true(e <= 1e-6);
+    }
+    eng_graph_free(a);
+    eng_graph_free(b);
 }
 
 /* An inference plan shares activation memory between tensors whose lives
@@ -496,6 +570,10 @@ int main(void)
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_golden), cmocka_unit_test(test_golden_graph), cmocka_unit_test(test_golden_graph_fast),
                                        cmocka_unit_test(test_inference_plan), cmocka_unit_test(test_train_graph_f32),
                                        cmocka_unit_test(test_train_graph_bf16),
+                                       cmocka_unit_test(test_golden_graph_fused),
+                                       cmocka_unit_test(test_golden_graph_fused_fast),
+                                       cmocka_unit_test(test_train_graph_fused),
+                                       cmocka_unit_test(test_fused_arena),
                                        cmocka_unit_test(test_graph_errors)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
