@@ -5,6 +5,9 @@
 #                                        batch 16, next to the PyTorch oracle's step
 #                                        (bench/torch_step.py, same network, threads, batch),
 #                                        measured in the same run
+#   bench/train.sh pretrain [N] [BUDGET] make N synthetic tags (default 3000) and train on
+#                                        them for BUDGET (default 20m) into runs/pretrain-synth;
+#                                        then EXTRA="--init runs/pretrain-synth" for accuracy
 #   bench/train.sh accuracy [BUDGET...]  train on the reference split (163/36/36 by photo)
 #                                        for each budget (default 10m 20m) and seed
 #                                        (SEEDS, default "0 1 2"); prints val and test
@@ -48,6 +51,13 @@ speed)
         echo "result: lupe train $ips images/s (PyTorch not measured: install python3-torch)"
     fi
     ;;
+pretrain)
+    n=${1:-3000} budget=${2:-20m}
+    rm -rf "$ws/synth-$n" "$ws/runs/pretrain-synth"
+    "$lupe" synth --count "$n" --seed 1 --out "$ws/synth-$n"
+    "$lupe" train "$ws/synth-$n" --time-budget "$budget" --seed 0 --out "$ws/runs/pretrain-synth" 2>&1 | grep -v '^epoch'
+    echo "pretrained weights: $ws/runs/pretrain-synth/weights/best.ckpt"
+    ;;
 accuracy)
     budgets=("$@")
     [ ${#budgets[@]} -gt 0 ] || budgets=(10m 20m)
@@ -77,7 +87,7 @@ accuracy)
     done
     ;;
 *)
-    echo "usage: bench/train.sh speed | accuracy [BUDGET...]" >&2
+    echo "usage: bench/train.sh speed | pretrain [N] [BUDGET] | accuracy [BUDGET...]" >&2
     exit 2
     ;;
 esac
