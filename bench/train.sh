@@ -55,7 +55,7 @@ pretrain)
     n=${1:-3000} budget=${2:-20m}
     rm -rf "$ws/synth-$n" "$ws/runs/pretrain-synth"
     "$lupe" synth --count "$n" --seed 1 --out "$ws/synth-$n"
-    "$lupe" train "$ws/synth-$n" --time-budget "$budget" --seed 0 --out "$ws/runs/pretrain-synth" 2>&1 | grep -v '^epoch'
+    "$lupe" train "$ws/synth-$n" --time-budget "$budget" --seed 0 --val-every 1000 --out "$ws/runs/pretrain-synth" 2>&1 | grep -v '^epoch'
     echo "pretrained weights: $ws/runs/pretrain-synth/weights/best.ckpt"
     ;;
 accuracy)
