@@ -51,6 +51,10 @@ typedef struct cli_verb {
     int (*fn)(cli_ctx *ctx, lupe_ws *ws, int argc, char **argv);
 } cli_verb;
 int cli_dispatch(cli_ctx *ctx, const char *cmd, const cli_verb *verbs, int argc, char **argv);
+/* Whole option values: 0, or -1 when s is not entirely a number in range. */
+int cli_parse_int(const char *s, int lo, int hi, int *out);
+int cli_parse_u64(const char *s, uint64_t *out);
+int cli_parse_float(const char *s, double lo, double hi, float *out);
 /* Human-readable byte count into buf ("7.3 MB"). */
 const char *cli_bytes(double n, char *buf, size_t bufsz);
 

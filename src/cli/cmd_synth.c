@@ -33,36 +33,6 @@ typedef struct synth_args {
 
 /* ---- small helpers ----------------------------------------------------------- */
 
-static int parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    if (!*s || *s == '-') return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end || errno) return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_float01(const char *s, float *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (!*s || *end || !(v >= 0 && v <= 1)) return -1;
-    *out = (float)v;
-    return 0;
-}
-
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 /* "scratch,dent" -> bit mask; -1 on an unknown name. */
 static int parse_classes(const char *s)
 {
@@ -357,18 +327,18 @@ int cmd_synth(cli_ctx *ctx, int argc, char **argv)
         switch (c) {
         case 'n': {
             uint64_t v;
-            if (parse_u64(optarg, &v) || v < 1 || v > (uint64_t)MAX_COUNT)
+            if (cli_parse_u64(optarg, &v) || v < 1 || v > (uint64_t)MAX_COUNT)
                 return cli_usage_error("synth", "--count expects a number from 1 to %ld, got '%s'", MAX_COUNT, optarg);
             a.count = (long)v, have_count = 1;
             break;
         }
         case 'o': a.out = optarg; break;
         case 's':
-            if (parse_u64(optarg, &a.seed))
+            if (cli_parse_u64(optarg, &a.seed))
                 return cli_usage_error("synth", "--seed expects a number, got '%s'", optarg);
             break;
         case 'F':
-            if (parse_u64(optarg, &a.first) || a.first > UINT64_MAX - (uint64_t)MAX_COUNT)
+            if (cli_parse_u64(optarg, &a.first) || a.first > UINT64_MAX - (uint64_t)MAX_COUNT)
                 return cli_usage_error("synth", "--first expects a number, got '%s'", optarg);
             break;
         case 'z': {
@@ -383,23 +353,23 @@ int cmd_synth(cli_ctx *ctx, int argc, char **argv)
                 return cli_usage_error("synth", "--classes expects names from scratch, dent, stain, got '%s'", optarg);
             break;
         case 'a':
-            if (parse_int(optarg, 0, 64, &a.cfg.min_defects))
+            if (cli_parse_int(optarg, 0, 64, &a.cfg.min_defects))
                 return cli_usage_error("synth", "--min expects a number from 0 to 64, got '%s'", optarg);
             break;
         case 'b':
-            if (parse_int(optarg, 0, 64, &a.cfg.max_defects))
+            if (cli_parse_int(optarg, 0, 64, &a.cfg.max_defects))
                 return cli_usage_error("synth", "--max expects a number from 0 to 64, got '%s'", optarg);
             break;
         case 'e':
-            if (parse_float01(optarg, &a.cfg.empty_fraction))
+            if (cli_parse_float(optarg, 0, 1, &a.cfg.empty_fraction))
                 return cli_usage_error("synth", "--empty expects a fraction from 0 to 1, got '%s'", optarg);
             break;
         case 'E':
-            if (parse_float01(optarg, &a.cfg.engrave))
+            if (cli_parse_float(optarg, 0, 1, &a.cfg.engrave))
                 return cli_usage_error("synth", "--engrave expects a fraction from 0 to 1, got '%s'", optarg);
             break;
         case 'q':
-            if (parse_int(optarg, 50, 100, &a.quality))
+            if (cli_parse_int(optarg, 50, 100, &a.quality))
                 return cli_usage_error("synth", "--quality expects a number from 50 to 100, got '%s'", optarg);
             break;
         case 'f':

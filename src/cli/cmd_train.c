@@ -29,26 +29,6 @@ static double parse_duration(const char *s)
     return -1;
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = (int)v;
-    return 0;
-}
-
-static int parse_float(const char *s, double lo, double hi, float *out)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || v < lo || v > hi) return -1;
-    *out = (float)v;
-    return 0;
-}
-
 static int parse_precision(const char *s)
 {
     if (!strcmp(s, "auto")) return ENG_PREC_AUTO;
@@ -126,51 +106,45 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
                 return cli_usage_error("train", "--scale: expected n or s (got '%s')", optarg);
             c.scale = optarg;
             break;
-        case 'i': bad = parse_int(optarg, 32, 4096, &c.imgsz) || c.imgsz % 32; break;
-        case 'b': bad = parse_int(optarg, 1, 1024, &c.batch); break;
-        case 'e': bad = parse_int(optarg, 1, 100000, &c.epochs); break;
+        case 'i': bad = cli_parse_int(optarg, 32, 4096, &c.imgsz) || c.imgsz % 32; break;
+        case 'b': bad = cli_parse_int(optarg, 1, 1024, &c.batch); break;
+        case 'e': bad = cli_parse_int(optarg, 1, 100000, &c.epochs); break;
         case 't':
             c.time_budget = parse_duration(optarg);
             bad = c.time_budget <= 0;
             break;
         case 'o': c.out = optarg; break;
-        case 'S': {
-            char *end = NULL;
-            errno = 0;
-            c.seed = strtoull(optarg, &end, 10);
-            bad = errno || end == optarg || *end;
-            break;
-        }
-        case O_NBS: bad = parse_int(optarg, 1, 4096, &c.nbs); break;
-        case O_CLOSE: bad = parse_int(optarg, 0, 100000, &c.close_mosaic); break;
+        case 'S': bad = cli_parse_u64(optarg, &c.seed); break;
+        case O_NBS: bad = cli_parse_int(optarg, 1, 4096, &c.nbs); break;
+        case O_CLOSE: bad = cli_parse_int(optarg, 0, 100000, &c.close_mosaic); break;
         case O_OPT:
             if (strcmp(optarg, "auto") && strcmp(optarg, "sgd") && strcmp(optarg, "adamw"))
                 return cli_usage_error("train", "--optimizer: expected auto, sgd or adamw (got '%s')", optarg);
             c.optimizer = optarg;
             break;
-        case O_LR0: bad = parse_float(optarg, 0, 10, &c.lr0); break;
-        case O_LRF: bad = parse_float(optarg, 0, 1, &c.lrf); break;
+        case O_LR0: bad = cli_parse_float(optarg, 0, 10, &c.lr0); break;
+        case O_LRF: bad = cli_parse_float(optarg, 0, 1, &c.lrf); break;
         case O_COS: c.cos_lr = 1; break;
-        case O_WORKERS: bad = parse_int(optarg, 0, 64, &c.workers); break;
-        case O_THREADS: bad = parse_int(optarg, 0, 1024, &c.threads); break;
+        case O_WORKERS: bad = cli_parse_int(optarg, 0, 64, &c.workers); break;
+        case O_THREADS: bad = cli_parse_int(optarg, 0, 1024, &c.threads); break;
         case O_PREC:
             c.precision = parse_precision(optarg);
             if (c.precision < 0)
                 return cli_usage_error("train", "--precision: expected auto, f32 or bf16 (got '%s')", optarg);
             break;
-        case O_VALEVERY: bad = parse_int(optarg, 1, 100000, &c.val_every); break;
+        case O_VALEVERY: bad = cli_parse_int(optarg, 1, 100000, &c.val_every); break;
         case O_INIT: c.init = optarg; break;
         case O_RESUME: resume_dir = optarg; break;
         case O_NOPREV: c.previews = 0; break;
-        case O_FLIPUD: bad = parse_float(optarg, 0, 1, &c.aug.flipud); break;
-        case O_FLIPLR: bad = parse_float(optarg, 0, 1, &c.aug.fliplr); break;
-        case O_MOSAIC: bad = parse_float(optarg, 0, 1, &c.aug.mosaic); break;
-        case O_SCALEAUG: bad = parse_float(optarg, 0, 0.95, &c.aug.scale); break;
-        case O_WARMUP: bad = parse_float(optarg, 0, 1000, &c.warmup_epochs); break;
+        case O_FLIPUD: bad = cli_parse_float(optarg, 0, 1, &c.aug.flipud); break;
+        case O_FLIPLR: bad = cli_parse_float(optarg, 0, 1, &c.aug.fliplr); break;
+        case O_MOSAIC: bad = cli_parse_float(optarg, 0, 1, &c.aug.mosaic); break;
+        case O_SCALEAUG: bad = cli_parse_float(optarg, 0, 0.95, &c.aug.scale); break;
+        case O_WARMUP: bad = cli_parse_float(optarg, 0, 1000, &c.warmup_epochs); break;
         case O_NOAUG: memset(&c.aug, 0, sizeof c.aug); break;
         case O_STOPAFTER: {
             int n = 0;
-            bad = parse_int(optarg, 1, 1 << 30, &n);
+            bad = cli_parse_int(optarg, 1, 1 << 30, &n);
             c.stop_after = stop_after = n;
             break;
         }
@@ -245,11 +219,11 @@ int cmd_val(cli_ctx *ctx, int argc, char **argv)
             c.split = lupe_split_parse(optarg);
             bad = c.split < 0;
             break;
-        case 'c': bad = parse_float(optarg, 0, 1, &c.conf); break;
-        case 'u': bad = parse_float(optarg, 0, 1, &c.iou); break;
-        case 'b': bad = parse_int(optarg, 1, 1024, &c.batch); break;
+        case 'c': bad = cli_parse_float(optarg, 0, 1, &c.conf); break;
+        case 'u': bad = cli_parse_float(optarg, 0, 1, &c.iou); break;
+        case 'b': bad = cli_parse_int(optarg, 1, 1024, &c.batch); break;
         case 'p': c.plots = optarg; break;
-        case 'T': bad = parse_int(optarg, 0, 1024, &c.threads); break;
+        case 'T': bad = cli_parse_int(optarg, 0, 1024, &c.threads); break;
         case 'P':
             c.precision = parse_precision(optarg);
             bad = c.precision < 0;

@@ -2,6 +2,8 @@
  * Helpers the subcommands share: error printing, --help handling, opening
  * the workspace, byte formatting and the terminal progress bar.
  */
+#include <errno.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
@@ -110,4 +112,35 @@ void cli_progress_end(cli_progress *p)
     if (!p->enabled) return;
     fprintf(stderr, "\r\033[K");
     fflush(stderr);
+}
+
+int cli_parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int cli_parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!*s || *s == '-') return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || errno) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_float(const char *s, double lo, double hi, float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !(v >= lo && v <= hi)) return -1;
+    *out = (float)v;
+    return 0;
 }

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -30,12 +29,6 @@ int trn_stop_requested(void)
     return stop_flag != 0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 #define MAX_EPOCHS 100000
 
@@ -223,7 +216,7 @@ static lupe_status save_ckpt(run *r, const char *file, int full)
     json_object_set_new(m, "optim_steps", json_integer(eng_optim_steps(r->opt)));
     json_object_set_new(m, "ema_updates", json_integer(eng_ema_updates(r->ema)));
     json_object_set_new(m, "best_fitness", json_real(r->best_fitness));
-    json_object_set_new(m, "elapsed", json_real(r->elapsed0 + now_s() - r->t_start));
+    json_object_set_new(m, "elapsed", json_real(r->elapsed0 + lupe_time_mono() - r->t_start));
     json_object_set_new(m, "train_seconds", json_real(r->train_seconds));
     json_object_set_new(m, "train_images", json_real(r->train_images));
     json_object_set_new(m, "epoch_sums", json_pack("[f,f,f,i]", r->esum[0], r->esum[1], r->esum[2], r->ecount));
@@ -320,7 +313,7 @@ static void say(run *r, int done, const char *fmt, ...)
 
 static double elapsed(const run *r)
 {
-    return r->elapsed0 + now_s() - r->t_start;
+    return r->elapsed0 + lupe_time_mono() - r->t_start;
 }
 
 /* The optimizer as YOLOv8 picks it: "auto" is AdamW with a learning rate
@@ -423,7 +416,7 @@ static lupe_status train_epoch(run *r, trn_epoch_stats *es)
     int ngt = 0;
     for (int b = 0; b < r->batch; b++)
         if (trn_loader_next(r->tl, in, &gt, &ngt, NULL) < 0) return lupe_err_ctx(LUPE_EIO, "loading");
-    double t0 = now_s(), *sums = r->esum;
+    double t0 = lupe_time_mono(), *sums = r->esum;
     int *counted = &r->ecount, fresh = 0;
     float lr[ENG_NGROUPS], momentum;
     eng_sched_at(&r->sched, r->epoch, r->ni, lr, &momentum);
@@ -448,7 +441,7 @@ static lupe_status train_epoch(run *r, trn_epoch_stats *es)
         r->ni++;
         sums[0] += parts.box, sums[1] += parts.cls, sums[2] += parts.dfl;
         (*counted)++, fresh++;
-        double dt = now_s() - t0;
+        double dt = lupe_time_mono() - t0;
         r->train_images += n;
         double ips = fresh * c->batch / (dt > 0 ? dt : 1e-9);
         double left_epoch = (r->nb - r->batch - 1) * c->batch / ips;
@@ -466,7 +459,7 @@ static lupe_status train_epoch(run *r, trn_epoch_stats *es)
             break;
         }
     }
-    double dt = now_s() - t0;
+    double dt = lupe_time_mono() - t0;
     r->train_seconds += dt;
     if (*counted) {
         es->box = sums[0] / *counted, es->cls = sums[1] / *counted, es->dfl = sums[2] / *counted;
@@ -557,7 +550,7 @@ static void run_cleanup(run *r)
 lupe_status trn_train(const trn_cfg *c, trn_progress_fn progress, void *ud, trn_result *res)
 {
     memset(res, 0, sizeof *res);
-    run R = {.c = c, .progress = progress, .ud = ud, .t_start = now_s(), .best_fitness = -1};
+    run R = {.c = c, .progress = progress, .ud = ud, .t_start = lupe_time_mono(), .best_fitness = -1};
     run *r = &R;
     lupe_status st = LUPE_OK;
     stop_flag = 0;
@@ -651,7 +644,7 @@ lupe_status trn_train(const trn_cfg *c, trn_progress_fn progress, void *ud, trn_
 
     while (r->epoch < r->epochs) {
         trn_epoch_stats *es = &r->hist[r->nhist];
-        double te = now_s();
+        double te = lupe_time_mono();
         if ((st = train_epoch(r, es))) goto out;
         if (stop_flag) { /* SIGINT: save where we are; --resume goes on from here */
             if ((st = save_ckpt(r, "last.ckpt", 1))) goto out;
@@ -675,7 +668,7 @@ lupe_status trn_train(const trn_cfg *c, trn_progress_fn progress, void *ud, trn_
         r->nhist++;
         r->epoch++, r->batch = 0;
         r->esum[0] = r->esum[1] = r->esum[2] = 0, r->ecount = 0;
-        double epoch_s = now_s() - te;
+        double epoch_s = lupe_time_mono() - te;
         say(r, 1, "epoch %d/%d  box %.3f cls %.3f dfl %.3f  P %.3f R %.3f mAP50 %.3f mAP50-95 %.3f  %.1f img/s  %.0fs",
             r->epoch, r->epochs, es->box, es->cls, es->dfl, es->p, es->r, es->map50, es->map, es->images_per_s,
             epoch_s);

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -15,12 +14,6 @@
 #include "lupe/img.h"
 #include "train/train_internal.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 lupe_status trn__model_build(trn__model *m, const char *scale, int nc, int imgsz, int batch, int training,
                              int precision)
@@ -118,7 +111,7 @@ lupe_status trn__validate(trn__model *m, trn_loader *vl, det_loss *loss, eval_ct
                           const char *preview_dir, char *const *names, trn__vstats *vs)
 {
     memset(vs, 0, sizeof *vs);
-    double t0 = now_s();
+    double t0 = lupe_time_mono();
     int B = m->a.batch;
     det_pred *preds[16] = {0};
     int npred[16] = {0};
@@ -181,7 +174,7 @@ lupe_status trn__validate(trn__model *m, trn_loader *vl, det_loss *loss, eval_ct
     }
     if (vs->images) vs->box /= vs->images, vs->cls /= vs->images, vs->dfl /= vs->images;
 out:
-    vs->seconds = now_s() - t0;
+    vs->seconds = lupe_time_mono() - t0;
     lupe_free(buf);
     lupe_free(mine);
     return st;
