@@ -115,6 +115,7 @@ lupe_status trn__validate(trn__model *m, trn_loader *vl, det_loss *loss, eval_ct
     int B = m->a.batch;
     det_pred *preds[16] = {0};
     int npred[16] = {0};
+    float *shown = NULL; /* the first batch's pixels, for the preview */
     det_pred *buf = lupe_malloc(sizeof *buf * VAL_MAX_DET * (size_t)B);
     enum { cap = 4096 };
     det_box *mine = lupe_malloc(sizeof *mine * cap);
@@ -138,6 +139,16 @@ lupe_status trn__validate(trn__model *m, trn_loader *vl, det_loss *loss, eval_ct
             goto out;
         }
         if (n == 0) break;
+        /* The inference plan reuses the input's memory for later
+         * activations: keep the first batch's pixels for the preview. */
+        if (batch == 0 && preview_dir) {
+            size_t len = (size_t)(n < 16 ? n : 16) * m->a.imgsz * m->a.imgsz * 3;
+            if (!(shown = lupe_malloc(len * sizeof *shown))) {
+                st = LUPE_ENOMEM;
+                goto out;
+            }
+            memcpy(shown, in, len * sizeof *shown);
+        }
         eng_graph_forward(m->g, 0);
         if (loss) {
             det_loss_parts parts;
@@ -163,11 +174,13 @@ lupe_status trn__validate(trn__model *m, trn_loader *vl, det_loss *loss, eval_ct
             if ((st = eval_add(e, p, np, mine, gn))) goto out;
             if (b < 16) npred[b] = np;
         }
-        if (batch == 0 && preview_dir) {
+        if (shown) {
             char *path = lupe_path_join(preview_dir, "val_preview.jpg");
-            st = path ? write_preview(path, in, n < 16 ? n : 16, m->a.imgsz, gt, ngt, preds, npred, names)
+            st = path ? write_preview(path, shown, n < 16 ? n : 16, m->a.imgsz, gt, ngt, preds, npred, names)
                       : LUPE_ENOMEM;
             lupe_free(path);
+            lupe_free(shown);
+            shown = NULL;
             if (st) goto out;
         }
         vs->images += n;
@@ -177,6 +190,7 @@ out:
     vs->seconds = lupe_time_mono() - t0;
     lupe_free(buf);
     lupe_free(mine);
+    lupe_free(shown);
     return st;
 }
 
