@@ -29,11 +29,15 @@ typedef struct trn__vstats {
     double seconds;
 } trn__vstats;
 
-/* Runs m (inference mode) over every batch of vl, adding detections and
- * ground truth to e; loss (may be NULL) adds validation losses. If
- * preview_dir is set, the first images are drawn there. */
-lupe_status trn__validate(trn__model *m, trn_loader *vl, det_loss *loss, eval_ctx *e, float conf, float iou,
-                          const char *preview_dir, char *const *names, trn__vstats *vs);
+/* Runs m (inference mode) over every batch of vl and computes the metrics
+ * into *res (eval_result_free); loss (may be NULL) adds validation losses.
+ * What goes into dir: TRN__PREVIEW the first images with their boxes
+ * (val_preview.jpg), TRN__PLOTS the PR/F1/P/R curves and confusion matrix. */
+enum { TRN__PREVIEW = 1, TRN__PLOTS = 2 };
+lupe_status trn__validate(trn__model *m, trn_loader *vl, det_loss *loss, char *const *names, int nc, float conf,
+                          float iou, const char *dir, int what, eval_result *res, trn__vstats *vs);
+/* A loader for evaluation: letterbox only, images in order. */
+lupe_status trn__eval_loader(const trn__model *m, int workers, const trn_sample *s, int n, trn_loader **out);
 
 /* config.json text of a configuration (src/train/config.c). */
 char *trn__cfg_json(const trn_cfg *c);

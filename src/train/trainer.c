@@ -388,12 +388,8 @@ static lupe_status validate_ema(run *r, const char *preview_dir, eval_result *re
 {
     for (int i = 0; i < r->vm.nstate; i++)
         memcpy(r->vm.state[i].data, eng_ema_values(r->ema, i), r->vm.state[i].n * sizeof(float));
-    eval_ctx *e = NULL;
-    lupe_status st = eval_new(r->data->nc, (const char *const *)r->data->classes, &e);
-    if (!st) st = trn__validate(&r->vm, r->vl, r->loss, e, 0.001f, 0.7f, preview_dir, r->data->classes, vs);
-    if (!st) st = eval_compute(e, res);
-    eval_free(e);
-    return st;
+    return trn__validate(&r->vm, r->vl, r->loss, r->data->classes, r->data->nc, 0.001f, 0.7f, preview_dir,
+                         TRN__PREVIEW, res, vs);
 }
 
 static lupe_status train_epoch(run *r, trn_epoch_stats *es)
@@ -487,28 +483,21 @@ static lupe_status final_eval(run *r, trn_result *res)
             continue;
         }
         trn_loader *l = NULL;
-        trn_loader_cfg lc;
-        trn_loader_cfg_default(&lc);
-        lc.imgsz = r->c->imgsz, lc.batch = r->c->batch, lc.workers = r->c->workers, lc.augment = 0;
         char *dir = lupe_path_join(r->dir, lupe_split_name(s));
-        eval_ctx *e = NULL;
         eval_result er = {0};
         trn__vstats vs;
         if (!dir) st = LUPE_ENOMEM;
-        if (!st) st = lupe_mkdirs(dir);
-        if (!st) st = trn_loader_new(&lc, r->data->split[s], r->data->n[s], &l);
-        if (!st) st = eval_new(r->data->nc, (const char *const *)r->data->classes, &e);
-        if (!st) st = trn__validate(&r->vm, l, NULL, e, 0.001f, 0.7f, r->c->previews ? dir : NULL, r->data->classes,
-                                    &vs);
-        if (!st) st = eval_compute(e, &er);
-        if (!st) st = eval_plots(e, &er, dir);
+        if (!st) st = trn__eval_loader(&r->vm, r->c->workers, r->data->split[s], r->data->n[s], &l);
+        /* Plots always; previews only when asked for. */
+        if (!st)
+            st = trn__validate(&r->vm, l, NULL, r->data->classes, r->data->nc, 0.001f, 0.7f, dir,
+                               TRN__PLOTS | (r->c->previews ? TRN__PREVIEW : 0), &er, &vs);
         if (!st) {
             out[0] = er.p, out[1] = er.r, out[2] = er.map50, out[3] = er.map;
             say(r, 1, "%s (%d images, best.ckpt): P %.3f R %.3f mAP50 %.3f mAP50-95 %.3f  (plots in %s/)",
                 lupe_split_name(s), r->data->n[s], er.p, er.r, er.map50, er.map, dir);
         }
         eval_result_free(&er);
-        eval_free(e);
         trn_loader_free(l);
         lupe_free(dir);
     }
@@ -624,9 +613,10 @@ lupe_status trn_train(const trn_cfg *c, trn_progress_fn progress, void *ud, trn_
     trn_loader_cfg_default(&lc);
     lc.imgsz = c->imgsz, lc.batch = c->batch, lc.workers = c->workers, lc.seed = c->seed, lc.augment = 1;
     lc.aug = c->aug;
-    if ((st = trn_loader_new(&lc, r->data->split[LUPE_SPLIT_TRAIN], r->data->n[LUPE_SPLIT_TRAIN], &r->tl))) goto out;
-    lc.augment = 0;
-    if ((st = trn_loader_new(&lc, r->data->split[LUPE_SPLIT_VAL], r->data->n[LUPE_SPLIT_VAL], &r->vl))) goto out;
+    if ((st = trn_loader_new(&lc, r->data->split[LUPE_SPLIT_TRAIN], r->data->n[LUPE_SPLIT_TRAIN], &r->tl)) ||
+        (st = trn__eval_loader(&r->vm, c->workers, r->data->split[LUPE_SPLIT_VAL], r->data->n[LUPE_SPLIT_VAL],
+                               &r->vl)))
+        goto out;
 
     if (c->resume) {
         if ((st = resume(r))) {

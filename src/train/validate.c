@@ -107,9 +107,20 @@ static lupe_status write_preview(const char *path, const float *images, int n, i
 
 #define VAL_MAX_DET 300
 
-lupe_status trn__validate(trn__model *m, trn_loader *vl, det_loss *loss, eval_ctx *e, float conf, float iou,
-                          const char *preview_dir, char *const *names, trn__vstats *vs)
+lupe_status trn__eval_loader(const trn__model *m, int workers, const trn_sample *s, int n, trn_loader **out)
 {
+    trn_loader_cfg lc;
+    trn_loader_cfg_default(&lc);
+    lc.imgsz = m->a.imgsz, lc.batch = m->a.batch, lc.workers = workers, lc.augment = 0;
+    return trn_loader_new(&lc, s, n, out);
+}
+
+lupe_status trn__validate(trn__model *m, trn_loader *vl, det_loss *loss, char *const *names, int nc, float conf,
+                          float iou, const char *dir, int what, eval_result *res, trn__vstats *vs)
+{
+    const char *preview_dir = dir && (what & TRN__PREVIEW) ? dir : NULL;
+    eval_ctx *e = NULL;
+    memset(res, 0, sizeof *res);
     memset(vs, 0, sizeof *vs);
     double t0 = lupe_time_mono();
     int B = m->a.batch;
@@ -119,12 +130,9 @@ lupe_status trn__validate(trn__model *m, trn_loader *vl, det_loss *loss, eval_ct
     det_pred *buf = lupe_malloc(sizeof *buf * VAL_MAX_DET * (size_t)B);
     enum { cap = 4096 };
     det_box *mine = lupe_malloc(sizeof *mine * cap);
-    lupe_status st = LUPE_OK;
-    if (!buf || !mine) {
-        lupe_free(buf);
-        lupe_free(mine);
-        return LUPE_ENOMEM;
-    }
+    lupe_status st = !buf || !mine ? LUPE_ENOMEM : eval_new(nc, (const char *const *)names, &e);
+    if (!st && dir && what) st = lupe_mkdirs(dir);
+    if (st) goto out;
     for (int b = 0; b < B && b < 16; b++) preds[b] = buf + (size_t)b * VAL_MAX_DET;
     float *in = eng_g_data(m->g, m->x);
     const float *outs[DET_LEVELS];
@@ -186,7 +194,10 @@ lupe_status trn__validate(trn__model *m, trn_loader *vl, det_loss *loss, eval_ct
         vs->images += n;
     }
     if (vs->images) vs->box /= vs->images, vs->cls /= vs->images, vs->dfl /= vs->images;
+    if ((st = eval_compute(e, res))) goto out;
+    if (dir && (what & TRN__PLOTS)) st = eval_plots(e, res, dir);
 out:
+    eval_free(e);
     vs->seconds = lupe_time_mono() - t0;
     lupe_free(buf);
     lupe_free(mine);
@@ -239,7 +250,6 @@ lupe_status trn_val(const trn_val_cfg *c, eval_result *out, char ***classes_out,
     trn_data *d = NULL;
     trn__model m = {0};
     trn_loader *l = NULL;
-    eval_ctx *e = NULL;
     char **classes = NULL;
     char scale[2];
     int nc = 0, imgsz = 0;
@@ -262,23 +272,16 @@ lupe_status trn_val(const trn_val_cfg *c, eval_result *out, char ***classes_out,
         st = lupe_err_ctx(st, "%s", path);
         goto out;
     }
-    trn_loader_cfg lc;
-    trn_loader_cfg_default(&lc);
-    lc.imgsz = m.a.imgsz, lc.batch = m.a.batch, lc.augment = 0, lc.workers = 1;
-    if ((st = trn_loader_new(&lc, d->split[c->split], d->n[c->split], &l))) goto out;
-    if ((st = eval_new(nc, (const char *const *)classes, &e))) goto out;
-    if (c->plots && (st = lupe_mkdirs(c->plots))) goto out;
+    if ((st = trn__eval_loader(&m, 1, d->split[c->split], d->n[c->split], &l))) goto out;
     trn__vstats vs;
-    if ((st = trn__validate(&m, l, NULL, e, c->conf, c->iou, c->plots, classes, &vs))) goto out;
-    if ((st = eval_compute(e, out))) goto out;
-    if (c->plots && (st = eval_plots(e, out, c->plots))) goto out;
+    if ((st = trn__validate(&m, l, NULL, classes, nc, c->conf, c->iou, c->plots, TRN__PREVIEW | TRN__PLOTS, out,
+                              &vs))) goto out;
     *classes_out = classes, *nc_out = nc;
     classes = NULL;
 out:
     if (classes)
         for (int i = 0; i < nc; i++) lupe_free(classes[i]);
     lupe_free(classes);
-    eval_free(e);
     trn_loader_free(l);
     trn__model_cleanup(&m);
     trn_data_free(d);
