@@ -112,6 +112,9 @@ $(O)/obj/gen/onnx/onnx.pb-c.o: $(ONNX_GEN).c
 	$(Q)$(CC) $(filter-out -W% -MMD -MP,$(ALL_CFLAGS)) -w -c $< -o $@
 $(call lib_objs,onnx): $(ONNX_GEN).h
 $(O)/obj/onnx/%.o: ALL_CFLAGS += -I$(O)/gen/onnx
+# The ONNX tests read the files they write as ModelProtos too.
+$(patsubst tests/%.c,$(O)/obj/tests/%.o,$(wildcard tests/onnx/*.c)): $(ONNX_GEN).h
+$(O)/obj/tests/onnx/%.o: ALL_CFLAGS += -I$(O)/gen/onnx
 
 define lib_rule
 $(call lib_file,$(1)): $(call lib_objs,$(1)) $(if $(filter onnx,$(1)),$(O)/obj/gen/onnx/onnx.pb-c.o)

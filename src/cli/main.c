@@ -224,6 +224,25 @@ static const cli_cmd commands[] = {
      "  -T, --threads N          compute threads (default: all cores)\n"
      "  -P, --precision P        auto, f32 or bf16\n"
      "  -j, --json               metrics as JSON\n"},
+    {"export", cmd_export, "export a trained detector as an ONNX file",
+     "usage: lupe export onnx MODEL [--out FILE] [--imgsz N]\n"
+     "       lupe export onnx --inspect FILE\n"
+     "\n"
+     "Writes MODEL (a checkpoint, or a run folder, whose weights/best.ckpt is\n"
+     "used) as an ONNX file (opset 17) in the layout Ultralytics YOLOv8 exports,\n"
+     "so tools made for those models run it: input 'images' [1, 3, N, N],\n"
+     "float32 RGB in 0..1; output 'output0' [1, 4 + classes, anchors]: box\n"
+     "centre x, y, width, height in input pixels, then each class's score, with\n"
+     "no NMS. Batch norm is folded into the convolutions; the class names, stride\n"
+     "and input size are in the file's metadata (see docs/onnx.md).\n"
+     "--inspect prints a summary of any ONNX file: producer, opset, node count.\n"
+     "\n"
+     "options:\n"
+     "  -o, --out FILE     the ONNX file to write (default: the checkpoint's path\n"
+     "                     with .onnx, as runs/x/weights/best.onnx)\n"
+     "  -i, --imgsz N      input size, a multiple of 32 (default: the size the\n"
+     "                     model was trained at)\n"
+     "      --inspect      summarise FILE instead of exporting\n"},
     {"fsck", cmd_fsck, "check that the database and the objects agree",
      "usage: lupe fsck [--quick] [--repair]\n"
      "\n"
