@@ -89,6 +89,12 @@ $(O)/obj/engine/fast_ops.o: ALL_CFLAGS += -fopenmp
 # Synthetic tags are pinned to the byte: no fused multiply-adds anywhere.
 $(O)/obj/synth/%.o: ALL_CFLAGS += -ffp-contract=off
 
+# ONNX Runtime, the oracle of the ONNX tests and benchmarks, is loaded at run
+# time; its header (scripts/ort puts it in build/ort/include) only compiles the
+# harness. Without it the harness reports ONNX Runtime as missing.
+ORT_INC := $(wildcard build/ort/include/onnxruntime_c_api.h)
+$(O)/obj/tests/lib/ort.o: ALL_CFLAGS += $(if $(ORT_INC),-isystem build/ort/include)
+
 $(O)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests $(shell pkg-config --cflags cmocka) -c $< -o $@
@@ -126,6 +132,7 @@ $(O)/tests/%: $(O)/obj/tests/%.o $(TEST_LIB_OBJS) $(LIBS_ALL)
 # the same tests under ASan+UBSan. tests/run prints the closing summary line.
 test:
 	@scripts/deps test
+	@scripts/ort --quiet >/dev/null || echo "make test: ONNX Runtime unavailable; the tests that compare with it skip" >&2
 	@$(MAKE) --no-print-directory BUILD=debug all
 	@$(MAKE) --no-print-directory BUILD=asan all
 	@tests/run build/debug build/asan

@@ -68,6 +68,10 @@ void cli_progress_start(cli_progress *p, size_t total);
 void cli_progress_update(cli_progress *p, size_t done, const char *fmt, ...) LUPE_PRINTF(3, 4);
 void cli_progress_end(cli_progress *p);
 
+/* Writes count synthetic tags of stream seed, default settings (scratches),
+ * as a new YOLO folder out, as `lupe synth` does (cmd_synth.c). */
+lupe_status cli_synth_folder(uint64_t seed, long count, const char *out);
+
 int cmd_init(cli_ctx *ctx, int argc, char **argv);
 int cmd_ingest(cli_ctx *ctx, int argc, char **argv);
 int cmd_images(cli_ctx *ctx, int argc, char **argv);
