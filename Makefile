@@ -112,6 +112,12 @@ $(O)/obj/gen/onnx/onnx.pb-c.o: $(ONNX_GEN).c
 	$(Q)$(CC) $(filter-out -W% -MMD -MP,$(ALL_CFLAGS)) -w -c $< -o $@
 $(call lib_objs,onnx): $(ONNX_GEN).h
 $(O)/obj/onnx/%.o: ALL_CFLAGS += -I$(O)/gen/onnx
+# The imported graphs' kernels split their loops over OpenMP threads.
+$(O)/obj/onnx/ops.o: ALL_CFLAGS += -fopenmp
+# The ONNX tests build and read models through the generated types too.
+ONNX_TEST_OBJS := $(patsubst tests/%.c,$(O)/obj/tests/%.o,$(wildcard tests/onnx/*.c))
+$(ONNX_TEST_OBJS): $(ONNX_GEN).h
+$(ONNX_TEST_OBJS): ALL_CFLAGS += -I$(O)/gen/onnx
 
 define lib_rule
 $(call lib_file,$(1)): $(call lib_objs,$(1)) $(if $(filter onnx,$(1)),$(O)/obj/gen/onnx/onnx.pb-c.o)
