@@ -373,6 +373,7 @@ size_t eng_conv_infer_scratch(const eng_conv_infer *c);
 /* Bytes the handle holds through the funnel (the reordered weights). */
 size_t eng_conv_infer_bytes(const eng_conv_infer *c);
 const char *eng_conv_infer_impl(const eng_conv_infer *c);
+eng_act eng_conv_infer_act(const eng_conv_infer *c);
 /* out [n, oh, ow, o] = act(conv(in) + b) + add (add NULL unless with_add). */
 lupe_status eng_conv_infer_forward(eng_conv_infer *c, float *out, const float *in, const float *add, void *scratch);
 /* The reference: eng_conv2d_forward_ref, then the activation (in double)

@@ -49,6 +49,7 @@ typedef struct onnx_net onnx_net;
 
 #define ONNX_NET_MAX_OPS 64
 typedef struct onnx_net_stats {
+    char input[64], output[64]; /* the graph's input and output names */
     int nodes, initializers; /* in the file */
     int folded;              /* nodes computed at load time */
     int steps;               /* run-time steps after fusion */
@@ -80,6 +81,10 @@ size_t onnx_net_output_numel(const onnx_net *net);
  * floats in the output's ONNX order. One run at a time per net. */
 lupe_status onnx_net_run(onnx_net *net, const float *input_nchw, float *output);
 const onnx_net_stats *onnx_net_get_stats(const onnx_net *net);
+/* The run-time steps, one line each: what runs (convolutions with their
+ * fused activation and residual add, and oneDNN's kernel), for which node,
+ * the output's shape and layout. */
+void onnx_net_print_plan(const onnx_net *net, FILE *f);
 /* A metadata_props value of the file ("names", "stride", "imgsz"...), or NULL. */
 const char *onnx_net_meta(const onnx_net *net, const char *key);
 /* Class names from Ultralytics' "names" metadata, "{0: 'a', 1: 'b'}"

@@ -244,6 +244,11 @@ const char *eng_conv_infer_impl(const eng_conv_infer *c)
     return c->impl;
 }
 
+eng_act eng_conv_infer_act(const eng_conv_infer *c)
+{
+    return c->act;
+}
+
 static lupe_status bind(dnnl_memory_t m, const void *p)
 {
     lupe_status st = LUPE_OK;

@@ -565,6 +565,8 @@ static lupe_status read_graph(ox_ctx *c, onnx_net_stats *stats)
     if ((c->output = val_find(c, oname)) < 0)
         return lupe_err(LUPE_EFORMAT, "%s: the graph's output '%s' is not computed by any node", c->path, oname);
     const ox_val *o = &c->v[c->output];
+    snprintf(stats->input, sizeof stats->input, "%s", c->v[c->input].name);
+    snprintf(stats->output, sizeof stats->output, "%s", o->name);
     if (o->dtype != OX_F32)
         return lupe_err(LUPE_EUNSUPPORTED, "%s: the graph's output '%s' is not float; lupe runs float models", c->path,
                         oname);

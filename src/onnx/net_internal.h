@@ -180,6 +180,7 @@ typedef enum {
 typedef struct ox_step {
     ox_step_kind kind;
     int node;      /* the node it runs (for messages), or -1 */
+    const char *desc; /* one line for onnx_net_print_plan */
     int out, in[2]; /* value ids (in[1] = -1 if none) */
     int64_t ooff, ioff; /* offsets in floats into out and in[0] (copies into a concat's part, slices) */
     union {

@@ -597,6 +597,41 @@ static lupe_status assign_offsets(plan *P, size_t *total_floats)
     return LUPE_OK;
 }
 
+static const char *const step_names[] = {"conv", "copy", "unary", "binary", "affine", "concat_c", "slice_c",
+                                         "maxpool", "maxpool_same", "resize", "softmax"};
+
+/* "conv silu+add   /model.2/cv1/conv/Conv (Conv) -> [1, 32, 120, 120] nhwc" */
+static lupe_status describe(plan *P, ox_step *s)
+{
+    ox_ctx *c = P->c;
+    char buf[512], dims[128];
+    const ox_val *y = &c->v[s->out];
+    size_t k = (size_t)snprintf(dims, sizeof dims, "[");
+    for (int i = 0; i < y->rank && k < sizeof dims; i++)
+        k += (size_t)snprintf(dims + k, sizeof dims - k, "%s%lld", i ? ", " : "", (long long)y->dims[i]);
+    if (k < sizeof dims) snprintf(dims + k, sizeof dims - k, "]");
+    char kind[64];
+    snprintf(kind, sizeof kind, "%s", step_names[s->kind]);
+    if (s->kind == S_CONV)
+        snprintf(kind, sizeof kind, "conv%s%s%s", s->p.conv.add >= 0 || eng_conv_infer_act(s->p.conv.h) ? " " : "",
+                 eng_conv_infer_act(s->p.conv.h) ? eng_act_name(eng_conv_infer_act(s->p.conv.h)) : "",
+                 s->p.conv.add >= 0 ? "+add" : "");
+    const ox_node *n = s->node >= 0 ? &c->n[s->node] : NULL;
+    snprintf(buf, sizeof buf, "%-16s %s%s%s%s -> %s %s%s%s", kind, n ? n->name : "(layout change)", n ? " (" : "",
+             n ? n->op : "", n ? ")" : "", dims, y->layout == OX_NHWC ? "nhwc" : "plain",
+             s->kind == S_CONV ? ", " : "", s->kind == S_CONV ? eng_conv_infer_impl(s->p.conv.h) : "");
+    char *d = ox_pool_alloc(&P->net->keep, strlen(buf) + 1);
+    if (!d) return LUPE_ENOMEM;
+    memcpy(d, buf, strlen(buf));
+    s->desc = d;
+    return LUPE_OK;
+}
+
+void onnx_net_print_plan(const onnx_net *net, FILE *f)
+{
+    for (int i = 0; i < net->nsteps; i++) fprintf(f, "%4d  %s\n", i, net->steps[i].desc ? net->steps[i].desc : "?");
+}
+
 void ox_step_cleanup(ox_step *s)
 {
     if (s->kind == S_CONV) eng_conv_infer_free(s->p.conv.h);
@@ -662,6 +697,8 @@ lupe_status ox_plan(ox_ctx *c, onnx_net *net)
     float *base = (float *)(((uintptr_t)net->arena + 63) & ~(uintptr_t)63);
     net->scratch_off = (size_t)((char *)(base + floats) - (char *)net->arena);
 
+    for (int i = 0; i < P.nsteps; i++)
+        if ((st = describe(&P, &P.steps[i]))) goto out;
     /* Pointers of every value the steps see. */
     net->nv = c->nv;
     net->ptr = ox_pool_alloc(&net->keep, (size_t)c->nv * sizeof *net->ptr);
