@@ -29,8 +29,8 @@ lupe_status onnx_inspect(const char *path, onnx_info *out);
  * Loads a single-input, single-output float32 model with a fixed input size
  * (a YOLOv8-style detector exported by torch.onnx.export or Ultralytics)
  * and plans it once: every shape inferred, constant sub-graphs folded,
- * convolutions on oneDNN with batch norm, activations and residual adds
- * fused, one arena with buffers reused by liveness. Running allocates
+ * convolutions on oneDNN with batch norm and activations fused, one arena
+ * with buffers reused by liveness. Running allocates
  * nothing. Operators and what is folded: docs/onnx.md.
  *
  *     onnx_net *net = NULL;
@@ -54,7 +54,7 @@ typedef struct onnx_net_stats {
     int folded;              /* nodes computed at load time */
     int steps;               /* run-time steps after fusion */
     int convs;               /* convolutions run on oneDNN */
-    int fused_bn, fused_act, fused_add; /* batch norms, activations, residual adds merged into them */
+    int fused_bn, fused_act; /* batch norms and activations merged into them */
     int conversions;         /* layout changes (NCHW <-> NHWC) at run time */
     size_t arena_bytes;      /* activations and scratch */
     size_t weight_bytes;     /* weights held by the convolutions and constants the steps read */
@@ -81,10 +81,17 @@ size_t onnx_net_output_numel(const onnx_net *net);
  * floats in the output's ONNX order. One run at a time per net. */
 lupe_status onnx_net_run(onnx_net *net, const float *input_nchw, float *output);
 const onnx_net_stats *onnx_net_get_stats(const onnx_net *net);
+/* onnx_net_run that also measures each step: step_ms[onnx_net_steps(net)]
+ * receives the wall time of every step, in the order onnx_net_print_plan
+ * lists them (for profiling; the clock reads cost a little). */
+lupe_status onnx_net_run_timed(onnx_net *net, const float *input_nchw, float *output, double *step_ms);
+int onnx_net_steps(const onnx_net *net);
 /* The run-time steps, one line each: what runs (convolutions with their
  * fused activation and residual add, and oneDNN's kernel), for which node,
  * the output's shape and layout. */
 void onnx_net_print_plan(const onnx_net *net, FILE *f);
+/* The same with a time per step (ms, or NULL for none) in front of each line. */
+void onnx_net_print_plan_timed(const onnx_net *net, const double *step_ms, FILE *f);
 /* A metadata_props value of the file ("names", "stride", "imgsz"...), or NULL. */
 const char *onnx_net_meta(const onnx_net *net, const char *key);
 /* Class names from Ultralytics' "names" metadata, "{0: 'a', 1: 'b'}"

@@ -33,29 +33,43 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Median and best of `runs` forward passes on a mid-grey image, in ms. */
-static lupe_status time_runs(onnx_net *net, int runs, double *median, double *best)
+static double median_of(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Median and best of `runs` forward passes on a mid-grey image, in ms;
+ * with step_ms, also each step's median (timed runs: a little slower). */
+static lupe_status time_runs(onnx_net *net, int runs, double *median, double *best, double *step_ms)
 {
     lupe_status st = LUPE_OK;
+    const int ns = onnx_net_steps(net);
     float *in = lupe_malloc(onnx_net_input_numel(net) * sizeof(float));
     float *out = lupe_malloc(onnx_net_output_numel(net) * sizeof(float));
     double *t = lupe_malloc((size_t)runs * sizeof(double));
-    if (!in || !out || !t) {
+    double *per = step_ms ? lupe_malloc((size_t)runs * (size_t)(ns ? ns : 1) * sizeof(double)) : NULL;
+    double *col = step_ms ? lupe_malloc((size_t)runs * sizeof(double)) : NULL;
+    if (!in || !out || !t || (step_ms && (!per || !col))) {
         st = LUPE_ENOMEM;
         goto out;
     }
     for (size_t i = 0; i < onnx_net_input_numel(net); i++) in[i] = 0.5f;
-    if ((st = onnx_net_run(net, in, out))) goto out; /* warm-up: first-touch of the arena */
+    if ((st = onnx_net_run(net, in, out))) goto out; /* warm-up: first touch of the arena */
     for (int r = 0; r < runs; r++) {
         const double t0 = lupe_time_mono();
-        if ((st = onnx_net_run(net, in, out))) goto out;
+        if ((st = step_ms ? onnx_net_run_timed(net, in, out, per + (size_t)r * ns) : onnx_net_run(net, in, out)))
+            goto out;
         t[r] = (lupe_time_mono() - t0) * 1e3;
     }
-    qsort(t, (size_t)runs, sizeof *t, cmp_double);
-    *median = runs % 2 ? t[runs / 2] : (t[runs / 2 - 1] + t[runs / 2]) / 2;
+    *median = median_of(t, runs);
     *best = t[0];
+    for (int i = 0; step_ms && i < ns; i++) {
+        for (int r = 0; r < runs; r++) col[r] = per[(size_t)r * ns + i];
+        step_ms[i] = median_of(col, runs);
+    }
 out:
-    lupe_free(in), lupe_free(out), lupe_free(t);
+    lupe_free(in), lupe_free(out), lupe_free(t), lupe_free(per), lupe_free(col);
     return st;
 }
 
@@ -102,6 +116,7 @@ int cmd_import_onnx(cli_ctx *ctx, int argc, char **argv)
     char **names = NULL;
     int nnames = 0;
     json_t *j = NULL;
+    double *step_ms = NULL;
     if (onnx_inspect(path, &info) || onnx_net_load(path, threads, &net)) return cli_fail("import onnx");
     const onnx_net_stats *s = onnx_net_get_stats(net);
     int in_dims[4];
@@ -121,7 +136,11 @@ int cmd_import_onnx(cli_ctx *ctx, int argc, char **argv)
         snprintf(layout, sizeof layout, "not the YOLOv8 layout [1, 4 + %d, anchors] that %d class names imply", nnames,
                  nnames);
     double med = 0, best = 0;
-    if (bench && time_runs(net, bench, &med, &best)) {
+    if (bench && plan && !as_json && !(step_ms = lupe_calloc((size_t)onnx_net_steps(net) + 1, sizeof *step_ms))) {
+        rc = cli_fail("import onnx");
+        goto out;
+    }
+    if (bench && time_runs(net, bench, &med, &best, step_ms)) {
         rc = cli_fail("import onnx");
         goto out;
     }
@@ -157,11 +176,11 @@ int cmd_import_onnx(cli_ctx *ctx, int argc, char **argv)
         json_object_set_new(j, "yolov8_layout", json_boolean(layout[0] == 'Y'));
         json_object_set_new(j, "nodes", json_integer(s->nodes));
         json_object_set_new(j, "operators", ops);
-        json_object_set_new(j, "plan", json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:I}", "steps", s->steps,
+        json_object_set_new(j, "plan", json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:I}", "steps", s->steps,
                                                  "folded", s->folded, "convolutions", s->convs, "fused_batch_norms",
-                                                 s->fused_bn, "fused_activations", s->fused_act, "fused_adds",
-                                                 s->fused_add, "layout_changes", s->conversions, "arena_bytes",
-                                                 (json_int_t)s->arena_bytes, "weight_bytes", (json_int_t)s->weight_bytes));
+                                                 s->fused_bn, "fused_activations", s->fused_act, "layout_changes",
+                                                 s->conversions, "arena_bytes", (json_int_t)s->arena_bytes,
+                                                 "weight_bytes", (json_int_t)s->weight_bytes));
         if (bench)
             json_object_set_new(j, "bench", json_pack("{s:i, s:i, s:f, s:f}", "runs", bench, "threads", eng_get_threads(),
                                                       "median_ms", med, "best_ms", best));
@@ -188,18 +207,19 @@ int cmd_import_onnx(cli_ctx *ctx, int argc, char **argv)
         printf("operators  %d nodes:", s->nodes);
         for (int i = 0; i < s->nops; i++) printf("%s %s %d", i ? "," : "", s->ops[order[i][1]].op, order[i][0]);
         printf("\n");
-        printf("plan       %d steps: %d nodes folded at load; %d convolutions on oneDNN with %d batch norms, %d "
-               "activations and %d residual adds fused; %d layout changes\n",
-               s->steps, s->folded, s->convs, s->fused_bn, s->fused_act, s->fused_add, s->conversions);
-        printf("memory     arena %s, weights %s\n", cli_bytes((double)s->arena_bytes, kb1, sizeof kb1),
+        printf("plan       %d steps: %d nodes folded at load; %d convolutions on oneDNN with %d batch norms and %d "
+               "activations fused; %d layout changes\n",
+               s->steps, s->folded, s->convs, s->fused_bn, s->fused_act, s->conversions);
+        printf("memory     arena %s, weights and constants %s\n", cli_bytes((double)s->arena_bytes, kb1, sizeof kb1),
                cli_bytes((double)s->weight_bytes, kb2, sizeof kb2));
         if (bench)
             printf("speed      %d runs, %d threads: median %.2f ms, best %.2f ms\n", bench, eng_get_threads(), med, best);
         if (out_path) printf("copied to  %s\n", out_path);
-        if (plan) onnx_net_print_plan(net, stdout);
+        if (plan) onnx_net_print_plan_timed(net, step_ms, stdout);
     }
     rc = EXIT_OK;
 out:
+    lupe_free(step_ms);
     json_decref(j);
     onnx_names_free(names, nnames);
     onnx_net_free(net);

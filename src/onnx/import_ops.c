@@ -83,6 +83,7 @@ static lupe_status const_ints(ox_ctx *c, const ox_node *n, int i, const char *wh
 
 static lupe_status norm_axis(ox_ctx *c, const ox_node *n, int64_t axis, int rank, int *out)
 {
+    *out = 0;
     if (axis < -rank || axis >= rank)
         return ox_node_err(c, n, LUPE_EFORMAT, "axis %lld is out of range for rank %d", (long long)axis, rank);
     *out = (int)(axis < 0 ? axis + rank : axis);
@@ -1046,7 +1047,6 @@ static lupe_status op_conv(ox_ctx *c, ox_node *n)
     n->a.conv.pt = (int)pads[0], n->a.conv.pl = (int)pads[1], n->a.conv.pb = (int)pads[2], n->a.conv.pr = (int)pads[3];
     n->a.conv.w = w->f, n->a.conv.b = b ? b->f : NULL;
     n->a.conv.act = ENG_ACT_NONE;
-    n->a.conv.add = -1;
     return LUPE_OK;
 }
 

@@ -74,7 +74,6 @@ typedef struct ox_node {
             float *wf, *bf;     /* weights and bias after folding batch norm, or NULL */
             eng_act act;
             float alpha;
-            int add; /* value added after the activation (fused residual), or -1 */
         } conv;
         struct {
             ox_unary op;
@@ -186,7 +185,6 @@ typedef struct ox_step {
     union {
         struct {
             eng_conv_infer *h;
-            int add; /* value id or -1 */
         } conv;
         ox_cpy cpy;
         struct {
@@ -248,7 +246,6 @@ struct onnx_net {
     size_t arena_bytes, scratch_off;
     ox_pool *keep; /* constants the steps read, index maps */
     /* what import reported */
-    int nconv, nfused_act, nfused_add, nfused_bn;
     char **meta;   /* metadata_props: key, value, key, value... */
     int nmeta;
     onnx_net_stats stats;

@@ -1,7 +1,7 @@
 /*
  * Planning an imported graph once, at load: fusion (batch norm into the
- * convolution's weights; x * sigmoid(x) into SiLU; activations and residual
- * adds into the convolution as oneDNN post-ops), layouts (the convolutions
+ * convolution's weights; x * sigmoid(x) into SiLU; activations into the
+ * convolution as a oneDNN post-op), layouts (the convolutions
  * read and write NHWC; the other ops either follow their input's layout or
  * need ONNX's plain order, and conversions are added where a consumer
  * needs the other one), the run-time steps, and one arena in which buffers
@@ -45,10 +45,6 @@ static void count_uses(plan *P)
             if (id < 0 || c->v[id].is_const || !reads_at_run_time(n, i)) continue;
             c->v[id].nuse++;
             P->consumer[id] = k;
-        }
-        if (n->kind == K_CONV && n->a.conv.add >= 0) {
-            c->v[n->a.conv.add].nuse++;
-            P->consumer[n->a.conv.add] = k;
         }
     }
     c->v[c->output].nuse++;
@@ -122,22 +118,10 @@ static lupe_status fuse(plan *P)
         take_output(c, cv, u);
         s->fused_act++;
     }
-    /* A residual add after a convolution (YOLOv8's bottleneck shortcut)
-     * becomes its second post-op, when the other operand is computed
-     * before the convolution runs and has its shape. */
-    count_uses(P);
-    for (int k = 0; k < c->nn; k++) {
-        ox_node *cv = &c->n[k], *ad = cv->kind == K_CONV ? sole_consumer(P, cv->out[0]) : NULL;
-        if (!ad || ad->kind != K_BINARY || ad->a.bin != B_ADD || cv->a.conv.add >= 0) continue;
-        const int other = ad->in[0] == cv->out[0] ? ad->in[1] : ad->in[0];
-        const ox_val *o = &c->v[other], *y = &c->v[cv->out[0]];
-        if (other == cv->out[0] || o->is_const || o->rank != 4 || memcmp(o->dims, y->dims, sizeof o->dims) ||
-            o->producer >= cv->idx)
-            continue;
-        cv->a.conv.add = other;
-        take_output(c, cv, ad);
-        s->fused_add++;
-    }
+    /* A residual add after the activation is not fused, although oneDNN
+     * can (a binary post-op): in oneDNN 2.6 that moves the convolution from
+     * its brgemm kernel to an older one, which costs more than the add
+     * saves (docs/onnx.md has the figures). */
     count_uses(P);
     return LUPE_OK;
 }
@@ -265,9 +249,8 @@ static lupe_status plan_conv(plan *P, ox_node *n)
 {
     ox_ctx *c = P->c;
     lupe_status st;
-    int x, add = -1;
+    int x;
     if ((st = get_in(P, n->in[0], OX_NHWC, &x))) return st;
-    if (n->a.conv.add >= 0 && (st = get_in(P, n->a.conv.add, OX_NHWC, &add))) return st;
     if ((st = def_out(P, n->out[0], OX_NHWC))) return st;
     const ox_val *xi = &c->v[x], *y = &c->v[n->out[0]], *w = &c->v[n->in[1]];
     const int maxpad = n->a.conv.pt > n->a.conv.pb ? n->a.conv.pt : n->a.conv.pb;
@@ -292,8 +275,7 @@ static lupe_status plan_conv(plan *P, ox_node *n)
                     ohwi[((a * kh + yk) * kw + xk) * ci + i] = n->a.conv.w[((a * ci + i) * kh + yk) * kw + xk];
     ox_step *s = step_new(P, S_CONV, n->idx, n->out[0], x, -1);
     if (!s) return LUPE_ENOMEM;
-    s->p.conv.add = add;
-    st = eng_conv_infer_new(&d, ohwi, n->a.conv.b, n->a.conv.act, n->a.conv.alpha, add >= 0, &s->p.conv.h);
+    st = eng_conv_infer_new(&d, ohwi, n->a.conv.b, n->a.conv.act, n->a.conv.alpha, 0, &s->p.conv.h);
     if (st) return ox_node_err(c, n, st, "%s", lupe_errmsg());
     const size_t sc = eng_conv_infer_scratch(s->p.conv.h);
     if (sc > P->scratch) P->scratch = sc;
@@ -600,7 +582,7 @@ static lupe_status assign_offsets(plan *P, size_t *total_floats)
 static const char *const step_names[] = {"conv", "copy", "unary", "binary", "affine", "concat_c", "slice_c",
                                          "maxpool", "maxpool_same", "resize", "softmax"};
 
-/* "conv silu+add   /model.2/cv1/conv/Conv (Conv) -> [1, 32, 120, 120] nhwc" */
+/* "conv silu   /model.2/cv1/conv/Conv (Conv) -> [1, 32, 120, 120] nhwc, brgconv:avx512_core" */
 static lupe_status describe(plan *P, ox_step *s)
 {
     ox_ctx *c = P->c;
@@ -613,9 +595,8 @@ static lupe_status describe(plan *P, ox_step *s)
     char kind[64];
     snprintf(kind, sizeof kind, "%s", step_names[s->kind]);
     if (s->kind == S_CONV)
-        snprintf(kind, sizeof kind, "conv%s%s%s", s->p.conv.add >= 0 || eng_conv_infer_act(s->p.conv.h) ? " " : "",
-                 eng_conv_infer_act(s->p.conv.h) ? eng_act_name(eng_conv_infer_act(s->p.conv.h)) : "",
-                 s->p.conv.add >= 0 ? "+add" : "");
+        snprintf(kind, sizeof kind, "conv%s%s", eng_conv_infer_act(s->p.conv.h) ? " " : "",
+                 eng_conv_infer_act(s->p.conv.h) ? eng_act_name(eng_conv_infer_act(s->p.conv.h)) : "");
     const ox_node *n = s->node >= 0 ? &c->n[s->node] : NULL;
     snprintf(buf, sizeof buf, "%-16s %s%s%s%s -> %s %s%s%s", kind, n ? n->name : "(layout change)", n ? " (" : "",
              n ? n->op : "", n ? ")" : "", dims, y->layout == OX_NHWC ? "nhwc" : "plain",
@@ -627,9 +608,17 @@ static lupe_status describe(plan *P, ox_step *s)
     return LUPE_OK;
 }
 
+void onnx_net_print_plan_timed(const onnx_net *net, const double *step_ms, FILE *f)
+{
+    for (int i = 0; i < net->nsteps; i++) {
+        if (step_ms) fprintf(f, "%4d %8.3f ms  %s\n", i, step_ms[i], net->steps[i].desc ? net->steps[i].desc : "?");
+        else fprintf(f, "%4d  %s\n", i, net->steps[i].desc ? net->steps[i].desc : "?");
+    }
+}
+
 void onnx_net_print_plan(const onnx_net *net, FILE *f)
 {
-    for (int i = 0; i < net->nsteps; i++) fprintf(f, "%4d  %s\n", i, net->steps[i].desc ? net->steps[i].desc : "?");
+    onnx_net_print_plan_timed(net, NULL, f);
 }
 
 void ox_step_cleanup(ox_step *s)
@@ -675,7 +664,6 @@ lupe_status ox_plan(ox_ctx *c, onnx_net *net)
         touch(&P, s->out, i, 1);
         touch(&P, s->in[0], i, 0);
         touch(&P, s->in[1], i, 0);
-        if (s->kind == S_CONV) touch(&P, s->p.conv.add, i, 0);
         if (s->kind == S_CONCAT_C)
             for (int k = 0; k < s->p.cat.k; k++) touch(&P, s->p.cat.ins[k], i, 0);
     }

@@ -16,7 +16,7 @@ static lupe_status run_step(onnx_net *net, const ox_step *s)
     switch (s->kind) {
     case S_CONV: {
         void *scratch = (char *)net->arena + net->scratch_off;
-        return eng_conv_infer_forward(s->p.conv.h, out, in, s->p.conv.add >= 0 ? P[s->p.conv.add] : NULL, scratch);
+        return eng_conv_infer_forward(s->p.conv.h, out, in, NULL, scratch);
     }
     case S_COPY: ox_copy(out, in, &s->p.cpy, t); break;
     case S_UNARY: ox_unary_run(out, in, s->p.un.n, s->p.un.op, s->p.un.alpha, t); break;
@@ -41,16 +41,34 @@ static lupe_status run_step(onnx_net *net, const ox_step *s)
     return LUPE_OK;
 }
 
-lupe_status onnx_net_run(onnx_net *net, const float *input_nchw, float *output)
+static lupe_status run(onnx_net *net, const float *input_nchw, float *output, double *step_ms)
 {
     lupe_status st;
     /* The engine's fast ops read the process-wide thread count. */
     if (eng_get_threads() != net->threads) eng_set_threads(net->threads);
     ox_copy(net->ptr[net->input], input_nchw, &net->cpy_in, net->threads);
-    for (int i = 0; i < net->nsteps; i++)
+    for (int i = 0; i < net->nsteps; i++) {
+        const double t0 = step_ms ? lupe_time_mono() : 0;
         if ((st = run_step(net, &net->steps[i]))) return lupe_err_ctx(st, "running step %d", i);
+        if (step_ms) step_ms[i] = (lupe_time_mono() - t0) * 1e3;
+    }
     ox_copy(output, net->ptr[net->output], &net->cpy_out, net->threads);
     return LUPE_OK;
+}
+
+lupe_status onnx_net_run(onnx_net *net, const float *input_nchw, float *output)
+{
+    return run(net, input_nchw, output, NULL);
+}
+
+lupe_status onnx_net_run_timed(onnx_net *net, const float *input_nchw, float *output, double *step_ms)
+{
+    return run(net, input_nchw, output, step_ms);
+}
+
+int onnx_net_steps(const onnx_net *net)
+{
+    return net->nsteps;
 }
 
 void onnx_net_input_shape(const onnx_net *net, int dims[4])

@@ -254,25 +254,62 @@ void ox_affine(float *out, const float *in, const float *scale, const float *shi
 }
 
 /* Softmax over n values spaced `inner` apart, for each of outer * inner
- * such vectors; exp and the sum in double, so the result is the exact
- * one rounded (the DFL's expectation is sensitive to it). */
+ * such vectors. Columns are done SOFTMAX_BLOCK at a time so that the inner
+ * loops run over consecutive memory and vectorise (expf included: glibc
+ * declares SIMD versions of it for OpenMP's simd loops); exp is computed
+ * once per value and the sums in float, as ONNX Runtime does. */
+#define SOFTMAX_BLOCK 16
+
+static void softmax_block(float *y, const float *x, int64_t n, int64_t inner, int nb)
+{
+    float m[SOFTMAX_BLOCK], s[SOFTMAX_BLOCK];
+    for (int j = 0; j < nb; j++) m[j] = -INFINITY, s[j] = 0;
+    for (int64_t k = 0; k < n; k++)
+        for (int j = 0; j < nb; j++) m[j] = x[k * inner + j] > m[j] ? x[k * inner + j] : m[j];
+    for (int64_t k = 0; k < n; k++) {
+        const float *xk = x + k * inner;
+        float *yk = y + k * inner;
+#pragma omp simd
+        for (int j = 0; j < nb; j++) {
+            yk[j] = expf(xk[j] - m[j]);
+            s[j] += yk[j];
+        }
+    }
+    for (int j = 0; j < nb; j++) s[j] = 1.0f / s[j];
+    for (int64_t k = 0; k < n; k++)
+        for (int j = 0; j < nb; j++) y[k * inner + j] *= s[j];
+}
+
+static void softmax_row(float *y, const float *x, int64_t n)
+{
+    float m = -INFINITY, s = 0;
+    for (int64_t k = 0; k < n; k++) m = x[k] > m ? x[k] : m;
+#pragma omp simd reduction(+ : s)
+    for (int64_t k = 0; k < n; k++) {
+        y[k] = expf(x[k] - m);
+        s += y[k];
+    }
+    const float r = 1.0f / s;
+    for (int64_t k = 0; k < n; k++) y[k] *= r;
+}
+
 void ox_softmax(float *out, const float *in, int64_t outer, int64_t n, int64_t inner, int threads)
 {
+    const int64_t blocks = inner == 1 ? 1 : (inner + SOFTMAX_BLOCK - 1) / SOFTMAX_BLOCK;
     const int nt = team(threads, outer * n * inner);
     TEAM(nt)
     {
         int64_t lo, hi;
-        part(outer * inner, TEAM_T, TEAM_N, &lo, &hi);
+        part(outer * blocks, TEAM_T, TEAM_N, &lo, &hi);
         for (int64_t q = lo; q < hi; q++) {
-            const int64_t u = q / inner, w = q % inner;
-            const float *x = in + u * n * inner + w;
-            float *y = out + u * n * inner + w;
-            float m = -INFINITY;
-            for (int64_t k = 0; k < n; k++) m = x[k * inner] > m ? x[k * inner] : m;
-            double s = 0;
-            for (int64_t k = 0; k < n; k++) s += exp((double)x[k * inner] - m);
-            const double r = 1.0 / s;
-            for (int64_t k = 0; k < n; k++) y[k * inner] = (float)(exp((double)x[k * inner] - m) * r);
+            const int64_t u = q / blocks, b = q % blocks;
+            if (inner == 1) {
+                softmax_row(out + u * n, in + u * n, n);
+                continue;
+            }
+            const int64_t w = b * SOFTMAX_BLOCK;
+            const int nb = (int)(inner - w < SOFTMAX_BLOCK ? inner - w : SOFTMAX_BLOCK);
+            softmax_block(out + u * n * inner + w, in + u * n * inner + w, n, inner, nb);
         }
     }
 }

@@ -24,6 +24,9 @@ and both outputs are written to io.ckpt (a lupe checkpoint, LUPECKPT v1):
 Regenerate with:
 
     make golden-onnx   (runs: /usr/bin/python3 tools/ref/onnx_yolo.py tests/onnx/data)
+
+`onnx_yolo.py --bench DIR [IMGSZ]` writes a model of YOLOv8n's size
+instead (one class, 480 by default), for timing; it is not committed.
 """
 import copy
 import hashlib
@@ -109,18 +112,17 @@ class TinyYolo(nn.Module):
     """YOLOv8's layout at a small width: P3-P5 backbone with C2f and SPPF,
     PAN neck, three-level head."""
 
-    def __init__(self, nc):
+    def __init__(self, nc, w=(4, 8, 8, 12, 16), n=(1, 1, 1, 1), c23=(8, 8)):
         super().__init__()
-        w = [4, 8, 8, 12, 16]
         self.b0 = Conv(3, w[0], 3, 2)
         self.b1 = Conv(w[0], w[1], 3, 2)
-        self.b2 = C2f(w[1], w[1], 1, True)
+        self.b2 = C2f(w[1], w[1], n[0], True)
         self.b3 = Conv(w[1], w[2], 3, 2)
-        self.b4 = C2f(w[2], w[2], 1, True)                 # P3, stride 8
+        self.b4 = C2f(w[2], w[2], n[1], True)              # P3, stride 8
         self.b5 = Conv(w[2], w[3], 3, 2)
-        self.b6 = C2f(w[3], w[3], 1, True)                 # P4, stride 16
+        self.b6 = C2f(w[3], w[3], n[2], True)              # P4, stride 16
         self.b7 = Conv(w[3], w[4], 3, 2)
-        self.b8 = C2f(w[4], w[4], 1, True)
+        self.b8 = C2f(w[4], w[4], n[3], True)
         self.b9 = SPPF(w[4], w[4], 5)                      # P5, stride 32
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         self.n12 = C2f(w[4] + w[3], w[3], 1, False)
@@ -129,7 +131,7 @@ class TinyYolo(nn.Module):
         self.n18 = C2f(w[2] + w[3], w[3], 1, False)        # out P4
         self.n19 = Conv(w[3], w[3], 3, 2)
         self.n21 = C2f(w[3] + w[4], w[4], 1, False)        # out P5
-        self.head = Detect(nc, (w[2], w[3], w[4]), 8, 8)
+        self.head = Detect(nc, (w[2], w[3], w[4]), c23[0], c23[1])
 
     def forward(self, x):
         x = self.b1(self.b0(x))
@@ -224,7 +226,24 @@ def ckpt_bytes(meta, tensors):
     return bytes(body)
 
 
+def bench_model(out_dir, imgsz):
+    """YOLOv8n's widths and depths (and head widths for one class) at imgsz,
+    random weights: for timing lupe against ONNX Runtime; not committed."""
+    torch.manual_seed(SEED)
+    model = TinyYolo(1, (16, 32, 64, 128, 256), (1, 2, 2, 1), (64, 64))
+    randomize(model, torch.Generator().manual_seed(SEED))
+    model.eval()
+    x = torch.rand((1, 3, imgsz, imgsz))
+    path = os.path.join(out_dir, "yolov8n_like_%d.onnx" % imgsz)
+    torch.onnx.export(model, x, path, opset_version=17, input_names=["images"], output_names=["output0"])
+    print("wrote %s: %d parameters" % (path, sum(p.numel() for p in model.parameters())))
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--bench":
+        os.makedirs(sys.argv[2], exist_ok=True)
+        bench_model(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 480)
+        return
     out_dir = sys.argv[1] if len(sys.argv) > 1 else "tests/onnx/data"
     os.makedirs(out_dir, exist_ok=True)
     gen = torch.Generator().manual_seed(SEED)
