@@ -20,7 +20,7 @@ struct ox_pool {
     _Alignas(64) unsigned char data[];
 };
 
-void *ox_pool_alloc(ox_pool **p, size_t n)
+void *ox__pool_alloc(ox_pool **p, size_t n)
 {
     n = (n + 63) & ~(size_t)63;
     if (!*p || (*p)->size - (*p)->used < n) {
@@ -40,7 +40,7 @@ void *ox_pool_alloc(ox_pool **p, size_t n)
     return r;
 }
 
-void ox_pool_free(ox_pool **p)
+void ox__pool_free(ox_pool **p)
 {
     while (*p) {
         ox_pool *n = (*p)->next;
@@ -49,7 +49,7 @@ void ox_pool_free(ox_pool **p)
     }
 }
 
-size_t ox_pool_bytes(const ox_pool *p)
+size_t ox__pool_bytes(const ox_pool *p)
 {
     size_t n = 0;
     for (; p; p = p->next) n += p->used;
@@ -57,7 +57,7 @@ size_t ox_pool_bytes(const ox_pool *p)
 }
 
 /* ---- errors -------------------------------------------------------------- */
-lupe_status ox_node_err(ox_ctx *c, const ox_node *n, lupe_status st, const char *fmt, ...)
+lupe_status ox__node_err(ox_ctx *c, const ox_node *n, lupe_status st, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -109,7 +109,7 @@ static lupe_status hash_put(ox_ctx *c, int id)
     return LUPE_OK;
 }
 
-lupe_status ox_val_reserve(ox_ctx *c, int n)
+lupe_status ox__val_reserve(ox_ctx *c, int n)
 {
     if (n <= c->cap_v) return LUPE_OK;
     ox_val *v = lupe_realloc(c->v, (size_t)n * sizeof *v);
@@ -118,7 +118,7 @@ lupe_status ox_val_reserve(ox_ctx *c, int n)
     return LUPE_OK;
 }
 
-int ox_val_new(ox_ctx *c, const char *name)
+int ox__val_new(ox_ctx *c, const char *name)
 {
     if (c->nv == c->cap_v) {
         int cap = c->cap_v ? c->cap_v * 2 : 256;
@@ -140,16 +140,16 @@ int ox_val_new(ox_ctx *c, const char *name)
     return id;
 }
 
-lupe_status ox_val_set_shape(ox_ctx *c, const ox_node *n, ox_val *v, int rank, const int64_t *dims, ox_dtype t)
+lupe_status ox__val_set_shape(ox_ctx *c, const ox_node *n, ox_val *v, int rank, const int64_t *dims, ox_dtype t)
 {
     if (rank < 0 || rank > OX_MAXR)
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED, "'%s' would have rank %d; lupe handles ranks up to %d", v->name,
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED, "'%s' would have rank %d; lupe handles ranks up to %d", v->name,
                            rank, OX_MAXR);
     int64_t numel = 1;
     for (int i = 0; i < rank; i++) {
-        if (dims[i] < 0) return ox_node_err(c, n, LUPE_EFORMAT, "'%s' would have a negative dimension", v->name);
+        if (dims[i] < 0) return ox__node_err(c, n, LUPE_EFORMAT, "'%s' would have a negative dimension", v->name);
         if (dims[i] && numel > OX_MAX_ELEMS / dims[i])
-            return ox_node_err(c, n, LUPE_ELIMIT, "'%s' would have more than 2^31 elements", v->name);
+            return ox__node_err(c, n, LUPE_ELIMIT, "'%s' would have more than 2^31 elements", v->name);
         numel *= dims[i];
         v->dims[i] = dims[i];
     }
@@ -157,24 +157,24 @@ lupe_status ox_val_set_shape(ox_ctx *c, const ox_node *n, ox_val *v, int rank, c
     return LUPE_OK;
 }
 
-lupe_status ox_val_make_const(ox_ctx *c, ox_val *v)
+lupe_status ox__val_make_const(ox_ctx *c, ox_val *v)
 {
     size_t n = (size_t)(v->numel ? v->numel : 1);
     v->is_const = 1;
     if (v->dtype == OX_F32)
-        v->f = ox_pool_alloc(&c->tmp, n * sizeof(float));
+        v->f = ox__pool_alloc(&c->tmp, n * sizeof(float));
     else
-        v->i = ox_pool_alloc(&c->tmp, n * sizeof(int64_t));
+        v->i = ox__pool_alloc(&c->tmp, n * sizeof(int64_t));
     if (!v->f && !v->i) return lupe_err_ctx(LUPE_ENOMEM, "%s: constant '%s'", c->path, v->name);
     return LUPE_OK;
 }
 
-double ox_cget(const ox_val *v, int64_t i)
+double ox__cget(const ox_val *v, int64_t i)
 {
     return v->dtype == OX_F32 ? (double)v->f[i] : (double)v->i[i];
 }
 
-void ox_cset(ox_val *v, int64_t i, double x)
+void ox__cset(ox_val *v, int64_t i, double x)
 {
     if (v->dtype == OX_F32)
         v->f[i] = (float)x;
@@ -185,12 +185,12 @@ void ox_cset(ox_val *v, int64_t i, double x)
 }
 
 /* ---- attributes --------------------------------------------------------- */
-const Onnx__NodeProto *ox_proto(const ox_ctx *c, const ox_node *n)
+const Onnx__NodeProto *ox__proto(const ox_ctx *c, const ox_node *n)
 {
     return c->model->graph->node[n->idx];
 }
 
-const Onnx__AttributeProto *ox_attr(const ox_node *n, const Onnx__NodeProto *p, const char *name)
+const Onnx__AttributeProto *ox__attr(const ox_node *n, const Onnx__NodeProto *p, const char *name)
 {
     (void)n;
     for (size_t i = 0; i < p->n_attribute; i++)
@@ -224,13 +224,13 @@ static lupe_status want_type(ox_ctx *c, const ox_node *n, const Onnx__AttributeP
 {
     int got = attr_type(a);
     if (got == t) return LUPE_OK;
-    return ox_node_err(c, n, LUPE_EFORMAT, "attribute '%s' should be of type %s, not %s", a->name, attr_type_name(t),
+    return ox__node_err(c, n, LUPE_EFORMAT, "attribute '%s' should be of type %s, not %s", a->name, attr_type_name(t),
                        attr_type_name(got));
 }
 
-lupe_status ox_attr_int(ox_ctx *c, const ox_node *n, const char *name, int64_t dflt, int64_t *out)
+lupe_status ox__attr_int(ox_ctx *c, const ox_node *n, const char *name, int64_t dflt, int64_t *out)
 {
-    const Onnx__AttributeProto *a = ox_attr(n, ox_proto(c, n), name);
+    const Onnx__AttributeProto *a = ox__attr(n, ox__proto(c, n), name);
     *out = dflt;
     if (!a) return LUPE_OK;
     lupe_status st = want_type(c, n, a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
@@ -238,9 +238,9 @@ lupe_status ox_attr_int(ox_ctx *c, const ox_node *n, const char *name, int64_t d
     return st;
 }
 
-lupe_status ox_attr_float(ox_ctx *c, const ox_node *n, const char *name, float dflt, float *out)
+lupe_status ox__attr_float(ox_ctx *c, const ox_node *n, const char *name, float dflt, float *out)
 {
-    const Onnx__AttributeProto *a = ox_attr(n, ox_proto(c, n), name);
+    const Onnx__AttributeProto *a = ox__attr(n, ox__proto(c, n), name);
     *out = dflt;
     if (!a) return LUPE_OK;
     lupe_status st = want_type(c, n, a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
@@ -248,30 +248,30 @@ lupe_status ox_attr_float(ox_ctx *c, const ox_node *n, const char *name, float d
     return st;
 }
 
-lupe_status ox_attr_ints(ox_ctx *c, const ox_node *n, const char *name, int64_t *out, int max, int *count)
+lupe_status ox__attr_ints(ox_ctx *c, const ox_node *n, const char *name, int64_t *out, int max, int *count)
 {
-    const Onnx__AttributeProto *a = ox_attr(n, ox_proto(c, n), name);
+    const Onnx__AttributeProto *a = ox__attr(n, ox__proto(c, n), name);
     *count = -1;
     if (!a) return LUPE_OK;
     lupe_status st = want_type(c, n, a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
     if (st) return st;
     if (a->n_ints > (size_t)max)
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED, "attribute '%s' has %zu values; lupe handles up to %d", name,
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED, "attribute '%s' has %zu values; lupe handles up to %d", name,
                            a->n_ints, max);
     memcpy(out, a->ints, a->n_ints * sizeof *out);
     *count = (int)a->n_ints;
     return LUPE_OK;
 }
 
-lupe_status ox_attr_str(ox_ctx *c, const ox_node *n, const char *name, const char *dflt, char *buf, size_t bufsz)
+lupe_status ox__attr_str(ox_ctx *c, const ox_node *n, const char *name, const char *dflt, char *buf, size_t bufsz)
 {
-    const Onnx__AttributeProto *a = ox_attr(n, ox_proto(c, n), name);
+    const Onnx__AttributeProto *a = ox__attr(n, ox__proto(c, n), name);
     snprintf(buf, bufsz, "%s", dflt);
     if (!a) return LUPE_OK;
     lupe_status st = want_type(c, n, a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
     if (st) return st;
     if (a->s.len >= bufsz || memchr(a->s.data, 0, a->s.len))
-        return ox_node_err(c, n, LUPE_EFORMAT, "attribute '%s' is not a short string", name);
+        return ox__node_err(c, n, LUPE_EFORMAT, "attribute '%s' is not a short string", name);
     memcpy(buf, a->s.data, a->s.len);
     buf[a->s.len] = 0;
     return LUPE_OK;
@@ -306,15 +306,15 @@ static uint64_t le_bytes(const uint8_t *p, int n)
     return x;
 }
 
-lupe_status ox_tensor_to_val(ox_ctx *c, const ox_node *n, const Onnx__TensorProto *t, ox_val *v)
+lupe_status ox__tensor_to_val(ox_ctx *c, const ox_node *n, const Onnx__TensorProto *t, ox_val *v)
 {
     const char *tn = t->name && t->name[0] ? t->name : v->name;
     if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED,
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED,
                            "tensor '%s' keeps its data in an external file; lupe reads self-contained models "
                            "(save the model with its weights inside)",
                            tn);
-    if (t->segment) return ox_node_err(c, n, LUPE_EUNSUPPORTED, "tensor '%s' is segmented", tn);
+    if (t->segment) return ox__node_err(c, n, LUPE_EUNSUPPORTED, "tensor '%s' is segmented", tn);
     const int dt = t->has_data_type ? t->data_type : 0;
     int esz;
     ox_dtype to;
@@ -332,21 +332,21 @@ lupe_status ox_tensor_to_val(ox_ctx *c, const ox_node *n, const Onnx__TensorProt
     case ONNX__TENSOR_PROTO__DATA_TYPE__UINT8: esz = 1, to = OX_I64; break;
     case ONNX__TENSOR_PROTO__DATA_TYPE__BOOL: esz = 1, to = OX_BOOL; break;
     default:
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED, "tensor '%s' has element type %s (%d), which lupe does not read",
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED, "tensor '%s' has element type %s (%d), which lupe does not read",
                            tn, dtype_name(dt), dt);
     }
     if (t->n_dims > OX_MAXR)
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED, "tensor '%s' has rank %zu; lupe handles up to %d", tn, t->n_dims,
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED, "tensor '%s' has rank %zu; lupe handles up to %d", tn, t->n_dims,
                            OX_MAXR);
-    lupe_status st = ox_val_set_shape(c, n, v, (int)t->n_dims, t->dims, to);
+    lupe_status st = ox__val_set_shape(c, n, v, (int)t->n_dims, t->dims, to);
     if (st) return lupe_err_ctx(st, "tensor '%s'", tn);
-    if ((st = ox_val_make_const(c, v))) return st;
+    if ((st = ox__val_make_const(c, v))) return st;
     const int64_t cnt = v->numel;
     /* Where the values are: raw little-endian bytes, or the typed field
      * the type calls for (float16, bool and small ints go in int32_data). */
     if (t->has_raw_data) {
         if (t->raw_data.len != (size_t)cnt * (size_t)esz)
-            return ox_node_err(c, n, LUPE_EFORMAT, "tensor '%s' of %lld %s values has %zu bytes of data, not %lld", tn,
+            return ox__node_err(c, n, LUPE_EFORMAT, "tensor '%s' of %lld %s values has %zu bytes of data, not %lld", tn,
                                (long long)cnt, dtype_name(dt), t->raw_data.len, (long long)cnt * esz);
         const uint8_t *p = t->raw_data.data;
         for (int64_t i = 0; i < cnt; i++, p += esz) {
@@ -387,7 +387,7 @@ lupe_status ox_tensor_to_val(ox_ctx *c, const ox_node *n, const Onnx__TensorProt
     default: have = t->n_int32_data; break;
     }
     if (have != (size_t)cnt)
-        return ox_node_err(c, n, LUPE_EFORMAT, "tensor '%s' of %lld %s values holds %zu", tn, (long long)cnt,
+        return ox__node_err(c, n, LUPE_EFORMAT, "tensor '%s' of %lld %s values holds %zu", tn, (long long)cnt,
                            dtype_name(dt), have);
     for (int64_t i = 0; i < cnt; i++) switch (dt) {
         case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT: v->f[i] = t->float_data[i]; break;
@@ -444,10 +444,10 @@ static lupe_status read_input(ox_ctx *c, const Onnx__ValueInfoProto *vi)
             return lupe_err(LUPE_ELIMIT, "%s: input '%s' has %s %lld, over 65536", c->path, name, axis[i],
                             (long long)dims[i]);
     }
-    int id = ox_val_new(c, name);
+    int id = ox__val_new(c, name);
     if (id < 0) return LUPE_ENOMEM;
     c->input = id;
-    return ox_val_set_shape(c, NULL, &c->v[id], 4, dims, OX_F32);
+    return ox__val_set_shape(c, NULL, &c->v[id], 4, dims, OX_F32);
 }
 
 static void count_op(onnx_net_stats *s, const char *op)
@@ -490,9 +490,9 @@ static lupe_status read_graph(ox_ctx *c, onnx_net_stats *stats)
         if (!t->name || !t->name[0]) return lupe_err(LUPE_EFORMAT, "%s: initializer #%zu has no name", c->path, i);
         if (val_find(c, t->name) >= 0)
             return lupe_err(LUPE_EFORMAT, "%s: initializer '%s' is defined twice", c->path, t->name);
-        int id = ox_val_new(c, t->name);
+        int id = ox__val_new(c, t->name);
         if (id < 0) return LUPE_ENOMEM;
-        if ((st = ox_tensor_to_val(c, NULL, t, &c->v[id]))) return st;
+        if ((st = ox__tensor_to_val(c, NULL, t, &c->v[id]))) return st;
     }
     stats->initializers = (int)g->n_initializer;
     stats->nodes = (int)g->n_node;
@@ -507,21 +507,21 @@ static lupe_status read_graph(ox_ctx *c, onnx_net_stats *stats)
         n->op = p->op_type ? p->op_type : "";
         count_op(stats, n->op);
         if (p->domain && p->domain[0] && strcmp(p->domain, "ai.onnx"))
-            return ox_node_err(c, n, LUPE_EUNSUPPORTED, "operator domain '%s' is not supported (only the default, "
+            return ox__node_err(c, n, LUPE_EUNSUPPORTED, "operator domain '%s' is not supported (only the default, "
                                "ai.onnx)",
                                p->domain);
-        const ox_op *def = ox_op_find(n->op);
+        const ox_op *def = ox__op_find(n->op);
         if (!def) {
             char list[512];
-            ox_op_list(list, sizeof list);
-            return ox_node_err(c, n, LUPE_EUNSUPPORTED, "operator %s is not supported; lupe runs %s",
+            ox__op_list(list, sizeof list);
+            return ox__node_err(c, n, LUPE_EUNSUPPORTED, "operator %s is not supported; lupe runs %s",
                                n->op[0] ? n->op : "''", list);
         }
         if (p->n_input < (size_t)def->min_in || p->n_input > (size_t)def->max_in)
-            return ox_node_err(c, n, LUPE_EFORMAT, "has %zu inputs; %s takes %d to %d", p->n_input, n->op, def->min_in,
+            return ox__node_err(c, n, LUPE_EFORMAT, "has %zu inputs; %s takes %d to %d", p->n_input, n->op, def->min_in,
                                def->max_in);
         if (p->n_output < (size_t)def->min_out || p->n_output > (size_t)def->max_out)
-            return ox_node_err(c, n, LUPE_EFORMAT, "has %zu outputs; %s gives %d to %d", p->n_output, n->op,
+            return ox__node_err(c, n, LUPE_EFORMAT, "has %zu outputs; %s gives %d to %d", p->n_output, n->op,
                                def->min_out, def->max_out);
         for (size_t i = 0; i < p->n_attribute; i++) {
             const char *an = p->attribute[i]->name ? p->attribute[i]->name : "";
@@ -535,9 +535,9 @@ static lupe_status read_graph(ox_ctx *c, onnx_net_stats *stats)
                 known = l == len && len && !strncmp(s, an, l);
                 s += l + (e != NULL);
             }
-            if (!known) return ox_node_err(c, n, LUPE_EUNSUPPORTED, "attribute '%s' is not supported", an);
+            if (!known) return ox__node_err(c, n, LUPE_EUNSUPPORTED, "attribute '%s' is not supported", an);
             if (p->attribute[i]->ref_attr_name && p->attribute[i]->ref_attr_name[0])
-                return ox_node_err(c, n, LUPE_EUNSUPPORTED, "attribute '%s' refers to a function attribute", an);
+                return ox__node_err(c, n, LUPE_EUNSUPPORTED, "attribute '%s' refers to a function attribute", an);
         }
         n->nin = (int)p->n_input, n->nout = (int)p->n_output;
         for (int i = 0; i < n->nin; i++) {
@@ -545,7 +545,7 @@ static lupe_status read_graph(ox_ctx *c, onnx_net_stats *stats)
             n->in[i] = -1;
             if (!in[0]) continue; /* an omitted optional input */
             if ((n->in[i] = val_find(c, in)) < 0)
-                return ox_node_err(c, n, LUPE_EFORMAT,
+                return ox__node_err(c, n, LUPE_EFORMAT,
                                    "input '%s' is neither the graph's input, an initializer nor an output of an earlier "
                                    "node",
                                    in);
@@ -554,8 +554,8 @@ static lupe_status read_graph(ox_ctx *c, onnx_net_stats *stats)
             const char *on = p->output[i] ? p->output[i] : "";
             n->out[i] = -1;
             if (!on[0]) continue;
-            if (val_find(c, on) >= 0) return ox_node_err(c, n, LUPE_EFORMAT, "output '%s' is defined twice", on);
-            if ((n->out[i] = ox_val_new(c, on)) < 0) return LUPE_ENOMEM;
+            if (val_find(c, on) >= 0) return ox__node_err(c, n, LUPE_EFORMAT, "output '%s' is defined twice", on);
+            if ((n->out[i] = ox__val_new(c, on)) < 0) return LUPE_ENOMEM;
             c->v[n->out[i]].producer = (int)k;
         }
         if ((st = def->infer(c, n))) return st;
@@ -647,16 +647,16 @@ static void ctx_cleanup(ox_ctx *c)
     lupe_free(c->v);
     lupe_free(c->n);
     lupe_free(c->hash);
-    ox_pool_free(&c->tmp);
+    ox__pool_free(&c->tmp);
 }
 
 void onnx_net_free(onnx_net *net)
 {
     if (!net) return;
-    for (int i = 0; i < net->nsteps; i++) ox_step_cleanup(&net->steps[i]);
+    for (int i = 0; i < net->nsteps; i++) ox__step_cleanup(&net->steps[i]);
     lupe_free(net->steps);
     lupe_free(net->arena);
-    ox_pool_free(&net->keep);
+    ox__pool_free(&net->keep);
     lupe_free(net);
 }
 
@@ -682,19 +682,19 @@ lupe_status onnx_net_load(const char *path, int threads, onnx_net **out)
     const Onnx__ModelProto *m = c.model;
     net->nmeta = 0;
     if (m->n_metadata_props) {
-        net->meta = ox_pool_alloc(&net->keep, 2 * m->n_metadata_props * sizeof(char *));
+        net->meta = ox__pool_alloc(&net->keep, 2 * m->n_metadata_props * sizeof(char *));
         if (!net->meta) goto nomem;
         for (size_t i = 0; i < m->n_metadata_props; i++) {
             const char *k = m->metadata_props[i]->key ? m->metadata_props[i]->key : "";
             const char *v = m->metadata_props[i]->value ? m->metadata_props[i]->value : "";
-            char *kc = ox_pool_alloc(&net->keep, strlen(k) + 1), *vc = ox_pool_alloc(&net->keep, strlen(v) + 1);
+            char *kc = ox__pool_alloc(&net->keep, strlen(k) + 1), *vc = ox__pool_alloc(&net->keep, strlen(v) + 1);
             if (!kc || !vc) goto nomem;
             memcpy(kc, k, strlen(k)), memcpy(vc, v, strlen(v));
             net->meta[2 * net->nmeta] = kc, net->meta[2 * net->nmeta + 1] = vc;
             net->nmeta++;
         }
     }
-    if ((st = ox_plan(&c, net))) goto out;
+    if ((st = ox__plan(&c, net))) goto out;
     *out = net;
     net = NULL;
     goto out;

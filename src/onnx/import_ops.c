@@ -40,7 +40,7 @@ static const char *shape_str(const ox_val *v, char *buf, size_t sz)
 
 static lupe_status need(ox_ctx *c, const ox_node *n, int i, const char *what)
 {
-    if (!IN(c, n, i)) return ox_node_err(c, n, LUPE_EFORMAT, "input %d (%s) is missing", i, what);
+    if (!IN(c, n, i)) return ox__node_err(c, n, LUPE_EFORMAT, "input %d (%s) is missing", i, what);
     return LUPE_OK;
 }
 
@@ -49,7 +49,7 @@ static lupe_status need_float(ox_ctx *c, const ox_node *n, int i)
 {
     ox_val *v = IN(c, n, i);
     if (v && v->dtype != OX_F32)
-        return ox_node_err(c, n, LUPE_EFORMAT, "input '%s' is %s where float is expected", v->name,
+        return ox__node_err(c, n, LUPE_EFORMAT, "input '%s' is %s where float is expected", v->name,
                            v->dtype == OX_BOOL ? "bool" : "an integer");
     return LUPE_OK;
 }
@@ -59,7 +59,7 @@ static lupe_status need_const(ox_ctx *c, const ox_node *n, int i, const char *wh
     lupe_status st = need(c, n, i, what);
     if (st) return st;
     if (!IN(c, n, i)->is_const)
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED,
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED,
                            "input '%s' (%s) is computed at run time; lupe needs it constant (static shapes)",
                            IN(c, n, i)->name, what);
     return LUPE_OK;
@@ -72,9 +72,9 @@ static lupe_status const_ints(ox_ctx *c, const ox_node *n, int i, const char *wh
     if (st) return st;
     const ox_val *v = IN(c, n, i);
     if (v->dtype == OX_F32 || v->rank > 1)
-        return ox_node_err(c, n, LUPE_EFORMAT, "input '%s' (%s) should be a 1-D integer tensor", v->name, what);
+        return ox__node_err(c, n, LUPE_EFORMAT, "input '%s' (%s) should be a 1-D integer tensor", v->name, what);
     if (v->numel > max)
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED, "input '%s' (%s) has %lld values; lupe handles up to %d", v->name,
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED, "input '%s' (%s) has %lld values; lupe handles up to %d", v->name,
                            what, (long long)v->numel, max);
     for (int64_t k = 0; k < v->numel; k++) out[k] = v->i[k];
     *cnt = (int)v->numel;
@@ -85,7 +85,7 @@ static lupe_status norm_axis(ox_ctx *c, const ox_node *n, int64_t axis, int rank
 {
     *out = 0;
     if (axis < -rank || axis >= rank)
-        return ox_node_err(c, n, LUPE_EFORMAT, "axis %lld is out of range for rank %d", (long long)axis, rank);
+        return ox__node_err(c, n, LUPE_EFORMAT, "axis %lld is out of range for rank %d", (long long)axis, rank);
     *out = (int)(axis < 0 ? axis + rank : axis);
     return LUPE_OK;
 }
@@ -94,7 +94,7 @@ static lupe_status set_out(ox_ctx *c, const ox_node *n, int k, int rank, const i
 {
     ox_val *o = OUT(c, n, k);
     if (!o) return LUPE_OK;
-    return ox_val_set_shape(c, n, o, rank, dims, t);
+    return ox__val_set_shape(c, n, o, rank, dims, t);
 }
 
 static void plain_strides(const int64_t *dims, int rank, int64_t *st)
@@ -130,7 +130,7 @@ static void fold_copy(ox_val *dst, int64_t doff, const int64_t *ds, const ox_val
         else if (dst->dtype != OX_F32 && src->dtype != OX_F32)
             dst->i[d] = src->i[s];
         else
-            ox_cset(dst, d, ox_cget(src, s));
+            ox__cset(dst, d, ox__cget(src, s));
         for (int k = rank - 1; k >= 0 && ++j[k] == dims[k]; k--) j[k] = 0;
     }
 }
@@ -141,7 +141,7 @@ static lupe_status fold_same_data(ox_ctx *c, ox_node *n, int k, const ox_val *x)
     ox_val *o = OUT(c, n, k);
     if (!o) return LUPE_OK;
     o->dtype = x->dtype;
-    lupe_status st = ox_val_make_const(c, o);
+    lupe_status st = ox__val_make_const(c, o);
     if (st) return st;
     if (x->dtype == OX_F32)
         memcpy(o->f, x->f, (size_t)x->numel * sizeof(float));
@@ -154,30 +154,30 @@ static lupe_status fold_same_data(ox_ctx *c, ox_node *n, int k, const ox_val *x)
 /* ---- constants and shapes --------------------------------------------------- */
 static lupe_status op_constant(ox_ctx *c, ox_node *n)
 {
-    const Onnx__NodeProto *p = ox_proto(c, n);
+    const Onnx__NodeProto *p = ox__proto(c, n);
     ox_val *o = OUT(c, n, 0);
     const Onnx__AttributeProto *a;
     lupe_status st;
-    if (!o) return ox_node_err(c, n, LUPE_EFORMAT, "has no output");
+    if (!o) return ox__node_err(c, n, LUPE_EFORMAT, "has no output");
     n->kind = K_NONE;
-    if (p->n_attribute != 1) return ox_node_err(c, n, LUPE_EFORMAT, "needs exactly one value attribute");
-    if ((a = ox_attr(n, p, "value"))) {
-        if (!a->t) return ox_node_err(c, n, LUPE_EFORMAT, "attribute 'value' holds no tensor");
-        return ox_tensor_to_val(c, n, a->t, o);
+    if (p->n_attribute != 1) return ox__node_err(c, n, LUPE_EFORMAT, "needs exactly one value attribute");
+    if ((a = ox__attr(n, p, "value"))) {
+        if (!a->t) return ox__node_err(c, n, LUPE_EFORMAT, "attribute 'value' holds no tensor");
+        return ox__tensor_to_val(c, n, a->t, o);
     }
-    if ((a = ox_attr(n, p, "value_float")) || (a = ox_attr(n, p, "value_int"))) {
+    if ((a = ox__attr(n, p, "value_float")) || (a = ox__attr(n, p, "value_int"))) {
         const int isf = !strcmp(a->name, "value_float");
-        if ((st = ox_val_set_shape(c, n, o, 0, NULL, isf ? OX_F32 : OX_I64)) || (st = ox_val_make_const(c, o)))
+        if ((st = ox__val_set_shape(c, n, o, 0, NULL, isf ? OX_F32 : OX_I64)) || (st = ox__val_make_const(c, o)))
             return st;
-        ox_cset(o, 0, isf ? (double)a->f : (double)a->i);
+        ox__cset(o, 0, isf ? (double)a->f : (double)a->i);
         return LUPE_OK;
     }
-    a = ox_attr(n, p, "value_floats");
+    a = ox__attr(n, p, "value_floats");
     const int isf = a != NULL;
-    if (!a) a = ox_attr(n, p, "value_ints");
+    if (!a) a = ox__attr(n, p, "value_ints");
     const int64_t cnt = isf ? (int64_t)a->n_floats : (int64_t)a->n_ints;
-    if ((st = ox_val_set_shape(c, n, o, 1, &cnt, isf ? OX_F32 : OX_I64)) || (st = ox_val_make_const(c, o))) return st;
-    for (int64_t i = 0; i < cnt; i++) ox_cset(o, i, isf ? (double)a->floats[i] : (double)a->ints[i]);
+    if ((st = ox__val_set_shape(c, n, o, 1, &cnt, isf ? OX_F32 : OX_I64)) || (st = ox__val_make_const(c, o))) return st;
+    for (int64_t i = 0; i < cnt; i++) ox__cset(o, i, isf ? (double)a->floats[i] : (double)a->ints[i]);
     return LUPE_OK;
 }
 
@@ -186,8 +186,8 @@ static lupe_status op_shape(ox_ctx *c, ox_node *n)
     const ox_val *x = IN(c, n, 0);
     int64_t start, end;
     lupe_status st;
-    if ((st = need(c, n, 0, "data")) || (st = ox_attr_int(c, n, "start", 0, &start)) ||
-        (st = ox_attr_int(c, n, "end", x->rank, &end)))
+    if ((st = need(c, n, 0, "data")) || (st = ox__attr_int(c, n, "start", 0, &start)) ||
+        (st = ox__attr_int(c, n, "end", x->rank, &end)))
         return st;
     /* Shape-15's slice of the shape, clamped as Slice clamps. */
     if (start < 0) start += x->rank;
@@ -196,7 +196,7 @@ static lupe_status op_shape(ox_ctx *c, ox_node *n)
     end = end < start ? start : end > x->rank ? x->rank : end;
     const int64_t k = end - start;
     ox_val *o = OUT(c, n, 0);
-    if ((st = set_out(c, n, 0, 1, &k, OX_I64)) || (st = ox_val_make_const(c, o))) return st;
+    if ((st = set_out(c, n, 0, 1, &k, OX_I64)) || (st = ox__val_make_const(c, o))) return st;
     for (int64_t i = 0; i < k; i++) o->i[i] = x->dims[start + i];
     n->kind = K_NONE;
     return LUPE_OK;
@@ -227,21 +227,21 @@ static lupe_status op_cast(ox_ctx *c, ox_node *n)
     int64_t to, sat;
     ox_dtype t;
     lupe_status st;
-    if ((st = need(c, n, 0, "input")) || (st = ox_attr_int(c, n, "to", -1, &to)) ||
-        (st = ox_attr_int(c, n, "saturate", 1, &sat)))
+    if ((st = need(c, n, 0, "input")) || (st = ox__attr_int(c, n, "to", -1, &to)) ||
+        (st = ox__attr_int(c, n, "saturate", 1, &sat)))
         return st;
-    if (to < 0) return ox_node_err(c, n, LUPE_EFORMAT, "attribute 'to' is missing");
-    if (!elem_type(to, &t)) return ox_node_err(c, n, LUPE_EUNSUPPORTED, "cast to element type %lld", (long long)to);
+    if (to < 0) return ox__node_err(c, n, LUPE_EFORMAT, "attribute 'to' is missing");
+    if (!elem_type(to, &t)) return ox__node_err(c, n, LUPE_EUNSUPPORTED, "cast to element type %lld", (long long)to);
     if ((st = set_out(c, n, 0, x->rank, x->dims, t))) return st;
     ox_val *o = OUT(c, n, 0);
     if (x->is_const) {
-        if ((st = ox_val_make_const(c, o))) return st;
-        for (int64_t i = 0; i < x->numel; i++) ox_cset(o, i, ox_cget(x, i));
+        if ((st = ox__val_make_const(c, o))) return st;
+        for (int64_t i = 0; i < x->numel; i++) ox__cset(o, i, ox__cget(x, i));
         n->kind = K_NONE;
         return LUPE_OK;
     }
     if (t != OX_F32)
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED, "a cast of a run-time tensor to a non-float type (lupe's run-time "
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED, "a cast of a run-time tensor to a non-float type (lupe's run-time "
                            "tensors are float)");
     n->kind = K_VIEW;
     return LUPE_OK;
@@ -273,35 +273,35 @@ static lupe_status op_reshape(ox_ctx *c, ox_node *n)
     int64_t shape[OX_MAXR + 1], allowzero;
     int k;
     lupe_status st;
-    if ((st = need(c, n, 0, "data")) || (st = ox_attr_int(c, n, "allowzero", 0, &allowzero)) ||
+    if ((st = need(c, n, 0, "data")) || (st = ox__attr_int(c, n, "allowzero", 0, &allowzero)) ||
         (st = const_ints(c, n, 1, "shape", shape, OX_MAXR + 1, &k)))
         return st;
-    if (k > OX_MAXR) return ox_node_err(c, n, LUPE_EUNSUPPORTED, "reshape to rank %d; lupe handles up to %d", k, OX_MAXR);
+    if (k > OX_MAXR) return ox__node_err(c, n, LUPE_EUNSUPPORTED, "reshape to rank %d; lupe handles up to %d", k, OX_MAXR);
     int infer = -1;
     int64_t known = 1;
     for (int i = 0; i < k; i++) {
         if (shape[i] == 0 && !allowzero) {
-            if (i >= x->rank) return ox_node_err(c, n, LUPE_EFORMAT, "shape copies dimension %d of a rank-%d input", i, x->rank);
+            if (i >= x->rank) return ox__node_err(c, n, LUPE_EFORMAT, "shape copies dimension %d of a rank-%d input", i, x->rank);
             shape[i] = x->dims[i];
         }
         if (shape[i] == -1) {
-            if (infer >= 0) return ox_node_err(c, n, LUPE_EFORMAT, "shape has more than one -1");
+            if (infer >= 0) return ox__node_err(c, n, LUPE_EFORMAT, "shape has more than one -1");
             infer = i;
             continue;
         }
-        if (shape[i] < 0) return ox_node_err(c, n, LUPE_EFORMAT, "shape has the negative dimension %lld", (long long)shape[i]);
+        if (shape[i] < 0) return ox__node_err(c, n, LUPE_EFORMAT, "shape has the negative dimension %lld", (long long)shape[i]);
         known *= shape[i];
     }
     if (infer >= 0) {
         if (!known || x->numel % known)
-            return ox_node_err(c, n, LUPE_EFORMAT, "cannot reshape %lld elements with a -1 beside %lld",
+            return ox__node_err(c, n, LUPE_EFORMAT, "cannot reshape %lld elements with a -1 beside %lld",
                                (long long)x->numel, (long long)known);
         shape[infer] = x->numel / known;
         known *= shape[infer];
     }
     char b1[128];
     if (known != x->numel)
-        return ox_node_err(c, n, LUPE_EFORMAT, "cannot reshape '%s' %s (%lld elements) to %lld elements", x->name,
+        return ox__node_err(c, n, LUPE_EFORMAT, "cannot reshape '%s' %s (%lld elements) to %lld elements", x->name,
                            shape_str(x, b1, sizeof b1), (long long)x->numel, (long long)known);
     if ((st = set_out(c, n, 0, k, shape, x->dtype))) return st;
     return view_or_fold(c, n);
@@ -312,9 +312,9 @@ static lupe_status op_flatten(ox_ctx *c, ox_node *n)
     const ox_val *x = IN(c, n, 0);
     int64_t axis;
     lupe_status st;
-    if ((st = need(c, n, 0, "input")) || (st = ox_attr_int(c, n, "axis", 1, &axis))) return st;
+    if ((st = need(c, n, 0, "input")) || (st = ox__attr_int(c, n, "axis", 1, &axis))) return st;
     if (axis < -x->rank || axis > x->rank)
-        return ox_node_err(c, n, LUPE_EFORMAT, "axis %lld is out of range for rank %d", (long long)axis, x->rank);
+        return ox__node_err(c, n, LUPE_EFORMAT, "axis %lld is out of range for rank %d", (long long)axis, x->rank);
     if (axis < 0) axis += x->rank;
     int64_t d[2] = {1, 1};
     for (int i = 0; i < x->rank; i++) d[i >= axis] *= x->dims[i];
@@ -325,9 +325,9 @@ static lupe_status op_flatten(ox_ctx *c, ox_node *n)
 /* Axes of Squeeze/Unsqueeze: the attribute before opset 13, an input since. */
 static lupe_status squeeze_axes(ox_ctx *c, ox_node *n, int64_t *axes, int *k)
 {
-    if (c->opset < 13) return ox_attr_ints(c, n, "axes", axes, OX_MAXR, k);
-    if (ox_attr(n, ox_proto(c, n), "axes"))
-        return ox_node_err(c, n, LUPE_EFORMAT, "attribute 'axes' is an input since opset 13");
+    if (c->opset < 13) return ox__attr_ints(c, n, "axes", axes, OX_MAXR, k);
+    if (ox__attr(n, ox__proto(c, n), "axes"))
+        return ox__node_err(c, n, LUPE_EFORMAT, "attribute 'axes' is an input since opset 13");
     *k = -1;
     if (!IN(c, n, 1)) return LUPE_OK;
     return const_ints(c, n, 1, "axes", axes, OX_MAXR, k);
@@ -340,14 +340,14 @@ static lupe_status op_unsqueeze(ox_ctx *c, ox_node *n)
     int k;
     lupe_status st;
     if ((st = need(c, n, 0, "data")) || (st = squeeze_axes(c, n, axes, &k))) return st;
-    if (k < 0) return ox_node_err(c, n, LUPE_EFORMAT, "axes are missing");
+    if (k < 0) return ox__node_err(c, n, LUPE_EFORMAT, "axes are missing");
     const int r = x->rank + k;
-    if (r > OX_MAXR) return ox_node_err(c, n, LUPE_EUNSUPPORTED, "output rank %d; lupe handles up to %d", r, OX_MAXR);
+    if (r > OX_MAXR) return ox__node_err(c, n, LUPE_EUNSUPPORTED, "output rank %d; lupe handles up to %d", r, OX_MAXR);
     int is_new[OX_MAXR] = {0};
     for (int i = 0; i < k; i++) {
         int a;
         if ((st = norm_axis(c, n, axes[i], r, &a))) return st;
-        if (is_new[a]) return ox_node_err(c, n, LUPE_EFORMAT, "axis %lld is repeated", (long long)axes[i]);
+        if (is_new[a]) return ox__node_err(c, n, LUPE_EFORMAT, "axis %lld is repeated", (long long)axes[i]);
         is_new[a] = 1;
     }
     for (int i = 0, j = 0; i < r; i++) d[i] = is_new[i] ? 1 : x->dims[j++];
@@ -367,7 +367,7 @@ static lupe_status op_squeeze(ox_ctx *c, ox_node *n)
         int a;
         if ((st = norm_axis(c, n, axes[i], x->rank, &a))) return st;
         if (x->dims[a] != 1)
-            return ox_node_err(c, n, LUPE_EFORMAT, "cannot squeeze axis %d of size %lld", a, (long long)x->dims[a]);
+            return ox__node_err(c, n, LUPE_EFORMAT, "cannot squeeze axis %d of size %lld", a, (long long)x->dims[a]);
         drop[a] = 1;
     }
     for (int i = 0; i < x->rank; i++)
@@ -383,11 +383,11 @@ static lupe_status op_gather(ox_ctx *c, ox_node *n)
     int a;
     lupe_status st;
     if ((st = need(c, n, 0, "data")) || (st = need(c, n, 1, "indices")) ||
-        (st = ox_attr_int(c, n, "axis", 0, &axis)) || (st = norm_axis(c, n, axis, x->rank, &a)))
+        (st = ox__attr_int(c, n, "axis", 0, &axis)) || (st = norm_axis(c, n, axis, x->rank, &a)))
         return st;
-    if (ix->dtype == OX_F32) return ox_node_err(c, n, LUPE_EFORMAT, "indices '%s' are not integers", ix->name);
+    if (ix->dtype == OX_F32) return ox__node_err(c, n, LUPE_EFORMAT, "indices '%s' are not integers", ix->name);
     const int r = x->rank - 1 + ix->rank;
-    if (r > OX_MAXR) return ox_node_err(c, n, LUPE_EUNSUPPORTED, "output rank %d; lupe handles up to %d", r, OX_MAXR);
+    if (r > OX_MAXR) return ox__node_err(c, n, LUPE_EUNSUPPORTED, "output rank %d; lupe handles up to %d", r, OX_MAXR);
     int64_t d[OX_MAXR];
     int k = 0;
     for (int i = 0; i < a; i++) d[k++] = x->dims[i];
@@ -395,23 +395,23 @@ static lupe_status op_gather(ox_ctx *c, ox_node *n)
     for (int i = a + 1; i < x->rank; i++) d[k++] = x->dims[i];
     if ((st = set_out(c, n, 0, r, d, x->dtype))) return st;
     if (!x->is_const || !ix->is_const)
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED, "Gather is folded at load time only; here '%s' is computed at run "
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED, "Gather is folded at load time only; here '%s' is computed at run "
                            "time",
                            x->is_const ? ix->name : x->name);
     ox_val *o = OUT(c, n, 0);
-    if ((st = ox_val_make_const(c, o))) return st;
+    if ((st = ox__val_make_const(c, o))) return st;
     int64_t outer = 1, inner = 1;
     for (int i = 0; i < a; i++) outer *= x->dims[i];
     for (int i = a + 1; i < x->rank; i++) inner *= x->dims[i];
     for (int64_t q = 0; q < ix->numel; q++) {
         int64_t j = ix->i[q];
         if (j < -x->dims[a] || j >= x->dims[a])
-            return ox_node_err(c, n, LUPE_EFORMAT, "index %lld is out of range for axis of size %lld", (long long)j,
+            return ox__node_err(c, n, LUPE_EFORMAT, "index %lld is out of range for axis of size %lld", (long long)j,
                                (long long)x->dims[a]);
         if (j < 0) j += x->dims[a];
         for (int64_t u = 0; u < outer; u++)
             for (int64_t w = 0; w < inner; w++)
-                ox_cset(o, (u * ix->numel + q) * inner + w, ox_cget(x, (u * x->dims[a] + j) * inner + w));
+                ox__cset(o, (u * ix->numel + q) * inner + w, ox__cget(x, (u * x->dims[a] + j) * inner + w));
     }
     n->kind = K_NONE;
     return LUPE_OK;
@@ -423,19 +423,19 @@ static lupe_status op_constant_of_shape(ox_ctx *c, ox_node *n)
     int k;
     lupe_status st = const_ints(c, n, 0, "shape", shape, OX_MAXR, &k);
     if (st) return st;
-    const Onnx__AttributeProto *a = ox_attr(n, ox_proto(c, n), "value");
+    const Onnx__AttributeProto *a = ox__attr(n, ox__proto(c, n), "value");
     double fill = 0;
     ox_dtype t = OX_F32;
     if (a) {
         ox_val tmp = {.name = "value"};
-        if (!a->t) return ox_node_err(c, n, LUPE_EFORMAT, "attribute 'value' holds no tensor");
-        if ((st = ox_tensor_to_val(c, n, a->t, &tmp))) return st;
-        if (tmp.numel != 1) return ox_node_err(c, n, LUPE_EFORMAT, "attribute 'value' should hold one element");
-        fill = ox_cget(&tmp, 0), t = tmp.dtype;
+        if (!a->t) return ox__node_err(c, n, LUPE_EFORMAT, "attribute 'value' holds no tensor");
+        if ((st = ox__tensor_to_val(c, n, a->t, &tmp))) return st;
+        if (tmp.numel != 1) return ox__node_err(c, n, LUPE_EFORMAT, "attribute 'value' should hold one element");
+        fill = ox__cget(&tmp, 0), t = tmp.dtype;
     }
     ox_val *o = OUT(c, n, 0);
-    if ((st = set_out(c, n, 0, k, shape, t)) || (st = ox_val_make_const(c, o))) return st;
-    for (int64_t i = 0; i < o->numel; i++) ox_cset(o, i, fill);
+    if ((st = set_out(c, n, 0, k, shape, t)) || (st = ox__val_make_const(c, o))) return st;
+    for (int64_t i = 0; i < o->numel; i++) ox__cset(o, i, fill);
     n->kind = K_NONE;
     return LUPE_OK;
 }
@@ -446,17 +446,17 @@ static lupe_status op_range(ox_ctx *c, ox_node *n)
     for (int i = 0; i < 3; i++) {
         static const char *const what[] = {"start", "limit", "delta"};
         if ((st = need_const(c, n, i, what[i]))) return st;
-        if (IN(c, n, i)->numel != 1) return ox_node_err(c, n, LUPE_EFORMAT, "%s is not a scalar", what[i]);
+        if (IN(c, n, i)->numel != 1) return ox__node_err(c, n, LUPE_EFORMAT, "%s is not a scalar", what[i]);
     }
     const ox_val *s = IN(c, n, 0);
-    const double start = ox_cget(s, 0), limit = ox_cget(IN(c, n, 1), 0), delta = ox_cget(IN(c, n, 2), 0);
-    if (delta == 0) return ox_node_err(c, n, LUPE_EFORMAT, "delta is 0");
+    const double start = ox__cget(s, 0), limit = ox__cget(IN(c, n, 1), 0), delta = ox__cget(IN(c, n, 2), 0);
+    if (delta == 0) return ox__node_err(c, n, LUPE_EFORMAT, "delta is 0");
     double cnt = ceil((limit - start) / delta);
-    if (!(cnt <= (double)OX_MAX_ELEMS)) return ox_node_err(c, n, LUPE_ELIMIT, "range of over 2^31 elements");
+    if (!(cnt <= (double)OX_MAX_ELEMS)) return ox__node_err(c, n, LUPE_ELIMIT, "range of over 2^31 elements");
     const int64_t k = cnt > 0 ? (int64_t)cnt : 0;
     ox_val *o = OUT(c, n, 0);
-    if ((st = set_out(c, n, 0, 1, &k, s->dtype)) || (st = ox_val_make_const(c, o))) return st;
-    for (int64_t i = 0; i < k; i++) ox_cset(o, i, start + (double)i * delta);
+    if ((st = set_out(c, n, 0, 1, &k, s->dtype)) || (st = ox__val_make_const(c, o))) return st;
+    for (int64_t i = 0; i < k; i++) ox__cset(o, i, start + (double)i * delta);
     n->kind = K_NONE;
     return LUPE_OK;
 }
@@ -478,7 +478,7 @@ static lupe_status bcast_shape(ox_ctx *c, ox_node *n, int nin, int *rank, int64_
                 continue;
             }
             char b1[128], b2[128];
-            return ox_node_err(c, n, LUPE_EFORMAT, "shapes %s ('%s') and %s ('%s') do not broadcast",
+            return ox__node_err(c, n, LUPE_EFORMAT, "shapes %s ('%s') and %s ('%s') do not broadcast",
                                shape_str(IN(c, n, 0), b1, sizeof b1), IN(c, n, 0)->name,
                                shape_str(IN(c, n, i), b2, sizeof b2), IN(c, n, i)->name);
         }
@@ -496,16 +496,16 @@ static lupe_status fold_ew(ox_ctx *c, ox_node *n, int nin, ox_dtype t, ew_fn f, 
     lupe_status st = bcast_shape(c, n, nin, &r, d);
     if (st) return st;
     ox_val *o = OUT(c, n, 0);
-    if ((st = set_out(c, n, 0, r, d, t)) || (st = ox_val_make_const(c, o))) return st;
+    if ((st = set_out(c, n, 0, r, d, t)) || (st = ox__val_make_const(c, o))) return st;
     for (int i = 0; i < nin; i++) bcast_strides(IN(c, n, i), r, d, st_in[i]);
     for (int64_t q = 0; q < o->numel; q++) {
         double x[3];
         for (int i = 0; i < nin; i++) {
             int64_t off = 0;
             for (int k = 0; k < r; k++) off += j[k] * st_in[i][k];
-            x[i] = ox_cget(IN(c, n, i), off);
+            x[i] = ox__cget(IN(c, n, i), off);
         }
-        ox_cset(o, q, f(x, arg));
+        ox__cset(o, q, f(x, arg));
         for (int k = r - 1; k >= 0 && ++j[k] == d[k]; k--) j[k] = 0;
     }
     n->kind = K_NONE;
@@ -531,13 +531,13 @@ static lupe_status op_binary(ox_ctx *c, ox_node *n, ox_binop op)
     lupe_status st;
     if ((st = need(c, n, 0, "A")) || (st = need(c, n, 1, "B"))) return st;
     if ((a->dtype == OX_F32) != (b->dtype == OX_F32))
-        return ox_node_err(c, n, LUPE_EFORMAT, "inputs '%s' and '%s' have different element types", a->name, b->name);
+        return ox__node_err(c, n, LUPE_EFORMAT, "inputs '%s' and '%s' have different element types", a->name, b->name);
     if (a->is_const && b->is_const) {
         static const ew_fn fs[] = {f_add, f_sub, f_mul, f_div};
         const int ints = a->dtype != OX_F32;
         if (op == B_DIV && ints)
             for (int64_t i = 0; i < b->numel; i++)
-                if (b->i[i] == 0) return ox_node_err(c, n, LUPE_EFORMAT, "integer division by zero");
+                if (b->i[i] == 0) return ox__node_err(c, n, LUPE_EFORMAT, "integer division by zero");
         return fold_ew(c, n, 2, a->dtype == OX_F32 ? OX_F32 : OX_I64, fs[op], &ints);
     }
     if ((st = need_float(c, n, 0)) || (st = need_float(c, n, 1))) return st;
@@ -559,7 +559,7 @@ static lupe_status op_equal(ox_ctx *c, ox_node *n)
     lupe_status st;
     if ((st = need(c, n, 0, "A")) || (st = need(c, n, 1, "B"))) return st;
     if (!all_const(c, n))
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED, "Equal is folded at load time only; here an input is computed at "
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED, "Equal is folded at load time only; here an input is computed at "
                            "run time");
     return fold_ew(c, n, 2, OX_BOOL, f_equal, NULL);
 }
@@ -569,7 +569,7 @@ static lupe_status op_where(ox_ctx *c, ox_node *n)
     lupe_status st;
     if ((st = need(c, n, 0, "condition")) || (st = need(c, n, 1, "X")) || (st = need(c, n, 2, "Y"))) return st;
     if (!all_const(c, n))
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED, "Where is folded at load time only; here an input is computed at "
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED, "Where is folded at load time only; here an input is computed at "
                            "run time");
     return fold_ew(c, n, 3, IN(c, n, 1)->dtype, f_where, NULL);
 }
@@ -604,7 +604,7 @@ static lupe_status op_relu(ox_ctx *c, ox_node *n) { return op_unary(c, n, U_RELU
 static lupe_status op_leaky_relu(ox_ctx *c, ox_node *n)
 {
     float alpha;
-    lupe_status st = ox_attr_float(c, n, "alpha", 0.01f, &alpha);
+    lupe_status st = ox__attr_float(c, n, "alpha", 0.01f, &alpha);
     return st ? st : op_unary(c, n, U_LEAKY_RELU, alpha);
 }
 
@@ -614,26 +614,26 @@ static lupe_status op_batchnorm(ox_ctx *c, ox_node *n)
     float eps, mom;
     int64_t spatial, training;
     lupe_status st;
-    if ((st = need(c, n, 0, "X")) || (st = need_float(c, n, 0)) || (st = ox_attr_float(c, n, "epsilon", 1e-5f, &eps)) ||
-        (st = ox_attr_float(c, n, "momentum", 0.9f, &mom)) || (st = ox_attr_int(c, n, "spatial", 1, &spatial)) ||
-        (st = ox_attr_int(c, n, "training_mode", 0, &training)))
+    if ((st = need(c, n, 0, "X")) || (st = need_float(c, n, 0)) || (st = ox__attr_float(c, n, "epsilon", 1e-5f, &eps)) ||
+        (st = ox__attr_float(c, n, "momentum", 0.9f, &mom)) || (st = ox__attr_int(c, n, "spatial", 1, &spatial)) ||
+        (st = ox__attr_int(c, n, "training_mode", 0, &training)))
         return st;
-    if (!spatial) return ox_node_err(c, n, LUPE_EUNSUPPORTED, "spatial = 0 (per-activation statistics)");
+    if (!spatial) return ox__node_err(c, n, LUPE_EUNSUPPORTED, "spatial = 0 (per-activation statistics)");
     if (training || n->nout > 1)
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED, "training mode (batch statistics, running-statistics outputs); "
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED, "training mode (batch statistics, running-statistics outputs); "
                            "export the model in inference mode");
-    if (x->rank < 2) return ox_node_err(c, n, LUPE_EFORMAT, "input '%s' has rank %d, below 2", x->name, x->rank);
+    if (x->rank < 2) return ox__node_err(c, n, LUPE_EFORMAT, "input '%s' has rank %d, below 2", x->name, x->rank);
     const int64_t ch = x->dims[1];
     static const char *const what[] = {"X", "scale", "B", "input_mean", "input_var"};
     for (int i = 1; i < 5; i++) {
         if ((st = need_const(c, n, i, what[i]))) return st;
         const ox_val *p = IN(c, n, i);
         if (p->rank != 1 || p->dims[0] != ch || p->dtype != OX_F32)
-            return ox_node_err(c, n, LUPE_EFORMAT, "%s '%s' should be %lld floats (the channels of '%s')", what[i],
+            return ox__node_err(c, n, LUPE_EFORMAT, "%s '%s' should be %lld floats (the channels of '%s')", what[i],
                                p->name, (long long)ch, x->name);
     }
-    float *scale = ox_pool_alloc(&c->tmp, (size_t)ch * sizeof(float));
-    float *shift = ox_pool_alloc(&c->tmp, (size_t)ch * sizeof(float));
+    float *scale = ox__pool_alloc(&c->tmp, (size_t)ch * sizeof(float));
+    float *shift = ox__pool_alloc(&c->tmp, (size_t)ch * sizeof(float));
     if (!scale || !shift) return LUPE_ENOMEM;
     for (int64_t k = 0; k < ch; k++) {
         const double s = IN(c, n, 1)->f[k] / sqrt((double)IN(c, n, 4)->f[k] + eps);
@@ -644,7 +644,7 @@ static lupe_status op_batchnorm(ox_ctx *c, ox_node *n)
     if ((st = set_out(c, n, 0, x->rank, x->dims, OX_F32))) return st;
     if (x->is_const) {
         ox_val *o = OUT(c, n, 0);
-        if ((st = ox_val_make_const(c, o))) return st;
+        if ((st = ox__val_make_const(c, o))) return st;
         int64_t inner = 1;
         for (int i = 2; i < x->rank; i++) inner *= x->dims[i];
         for (int64_t i = 0; i < x->numel; i++) {
@@ -665,7 +665,7 @@ static lupe_status op_softmax(ox_ctx *c, ox_node *n)
     int a;
     lupe_status st;
     if ((st = need(c, n, 0, "input")) || (st = need_float(c, n, 0)) ||
-        (st = ox_attr_int(c, n, "axis", c->opset < 13 ? 1 : -1, &axis)) || (st = norm_axis(c, n, axis, x->rank, &a)))
+        (st = ox__attr_int(c, n, "axis", c->opset < 13 ? 1 : -1, &axis)) || (st = norm_axis(c, n, axis, x->rank, &a)))
         return st;
     /* Before opset 13 the input is seen as 2-D [prod(dims before axis),
      * prod(dims from axis)] and each row is normalised; since, only the
@@ -685,7 +685,7 @@ static lupe_status op_softmax(ox_ctx *c, ox_node *n)
         return LUPE_OK;
     }
     ox_val *o = OUT(c, n, 0);
-    if ((st = ox_val_make_const(c, o))) return st;
+    if ((st = ox__val_make_const(c, o))) return st;
     for (int64_t u = 0; u < outer; u++)
         for (int64_t w = 0; w < inner; w++) {
             const float *p = x->f + u * len * inner + w;
@@ -706,21 +706,21 @@ static lupe_status op_concat(ox_ctx *c, ox_node *n)
     int64_t axis;
     int a;
     lupe_status st;
-    if (n->nin < 1 || !x0) return ox_node_err(c, n, LUPE_EFORMAT, "has no inputs");
-    if ((st = ox_attr_int(c, n, "axis", INT64_MIN, &axis))) return st;
-    if (axis == INT64_MIN) return ox_node_err(c, n, LUPE_EFORMAT, "attribute 'axis' is missing");
+    if (n->nin < 1 || !x0) return ox__node_err(c, n, LUPE_EFORMAT, "has no inputs");
+    if ((st = ox__attr_int(c, n, "axis", INT64_MIN, &axis))) return st;
+    if (axis == INT64_MIN) return ox__node_err(c, n, LUPE_EFORMAT, "attribute 'axis' is missing");
     if ((st = norm_axis(c, n, axis, x0->rank, &a))) return st;
     int64_t d[OX_MAXR];
     memcpy(d, x0->dims, sizeof d);
     d[a] = 0;
     for (int i = 0; i < n->nin; i++) {
         const ox_val *x = IN(c, n, i);
-        if (!x) return ox_node_err(c, n, LUPE_EFORMAT, "input %d is empty", i);
+        if (!x) return ox__node_err(c, n, LUPE_EFORMAT, "input %d is empty", i);
         char b1[128], b2[128];
         int ok = x->rank == x0->rank && (x->dtype == OX_F32) == (x0->dtype == OX_F32);
         for (int k = 0; ok && k < x->rank; k++) ok = k == a || x->dims[k] == x0->dims[k];
         if (!ok)
-            return ox_node_err(c, n, LUPE_EFORMAT, "input '%s' %s does not fit '%s' %s along axis %d", x->name,
+            return ox__node_err(c, n, LUPE_EFORMAT, "input '%s' %s does not fit '%s' %s along axis %d", x->name,
                                shape_str(x, b1, sizeof b1), x0->name, shape_str(x0, b2, sizeof b2), a);
         d[a] += x->dims[a];
     }
@@ -733,7 +733,7 @@ static lupe_status op_concat(ox_ctx *c, ox_node *n)
         return LUPE_OK;
     }
     ox_val *o = OUT(c, n, 0);
-    if ((st = ox_val_make_const(c, o))) return st;
+    if ((st = ox__val_make_const(c, o))) return st;
     int64_t os[OX_MAXR], xs[OX_MAXR], off = 0;
     plain_strides(o->dims, o->rank, os);
     for (int i = 0; i < n->nin; i++) {
@@ -752,13 +752,13 @@ static lupe_status op_split(ox_ctx *c, ox_node *n)
     int64_t axis, split[OX_MAXIO], nout_attr;
     int a, k = -1;
     lupe_status st;
-    if ((st = need(c, n, 0, "input")) || (st = ox_attr_int(c, n, "axis", 0, &axis)) ||
-        (st = norm_axis(c, n, axis, x->rank, &a)) || (st = ox_attr_int(c, n, "num_outputs", 0, &nout_attr)))
+    if ((st = need(c, n, 0, "input")) || (st = ox__attr_int(c, n, "axis", 0, &axis)) ||
+        (st = norm_axis(c, n, axis, x->rank, &a)) || (st = ox__attr_int(c, n, "num_outputs", 0, &nout_attr)))
         return st;
     if (c->opset < 13)
-        st = ox_attr_ints(c, n, "split", split, OX_MAXIO, &k);
-    else if (ox_attr(n, ox_proto(c, n), "split"))
-        st = ox_node_err(c, n, LUPE_EFORMAT, "attribute 'split' is an input since opset 13");
+        st = ox__attr_ints(c, n, "split", split, OX_MAXIO, &k);
+    else if (ox__attr(n, ox__proto(c, n), "split"))
+        st = ox__node_err(c, n, LUPE_EFORMAT, "attribute 'split' is an input since opset 13");
     else if (IN(c, n, 1))
         st = const_ints(c, n, 1, "split", split, OX_MAXIO, &k);
     if (st) return st;
@@ -767,24 +767,24 @@ static lupe_status op_split(ox_ctx *c, ox_node *n)
         /* Equal parts (num_outputs, opset 18: the last one may be smaller). */
         const int64_t parts = n->nout, each = (dim + parts - 1) / parts;
         if (nout_attr && nout_attr != parts)
-            return ox_node_err(c, n, LUPE_EFORMAT, "num_outputs %lld but %d outputs", (long long)nout_attr, n->nout);
+            return ox__node_err(c, n, LUPE_EFORMAT, "num_outputs %lld but %d outputs", (long long)nout_attr, n->nout);
         if (!nout_attr && dim % parts)
-            return ox_node_err(c, n, LUPE_EFORMAT, "cannot split %lld into %lld equal parts", (long long)dim,
+            return ox__node_err(c, n, LUPE_EFORMAT, "cannot split %lld into %lld equal parts", (long long)dim,
                                (long long)parts);
         for (int i = 0; i < n->nout; i++) split[i] = i < n->nout - 1 ? each : dim - each * (parts - 1);
         k = n->nout;
     }
     if (k != n->nout)
-        return ox_node_err(c, n, LUPE_EFORMAT, "split has %d sizes for %d outputs", k, n->nout);
+        return ox__node_err(c, n, LUPE_EFORMAT, "split has %d sizes for %d outputs", k, n->nout);
     for (int i = 0; i < k; i++)
-        if (!OUT(c, n, i)) return ox_node_err(c, n, LUPE_EFORMAT, "output %d has no name", i);
+        if (!OUT(c, n, i)) return ox__node_err(c, n, LUPE_EFORMAT, "output %d has no name", i);
     int64_t sum = 0;
     for (int i = 0; i < k; i++) {
-        if (split[i] < 0) return ox_node_err(c, n, LUPE_EFORMAT, "split size %lld is negative", (long long)split[i]);
+        if (split[i] < 0) return ox__node_err(c, n, LUPE_EFORMAT, "split size %lld is negative", (long long)split[i]);
         sum += split[i];
     }
     if (sum != dim)
-        return ox_node_err(c, n, LUPE_EFORMAT, "split sizes add up to %lld, not %lld (axis %d of '%s')",
+        return ox__node_err(c, n, LUPE_EFORMAT, "split sizes add up to %lld, not %lld (axis %d of '%s')",
                            (long long)sum, (long long)dim, a, x->name);
     int64_t xs[OX_MAXR], off = 0;
     plain_strides(x->dims, x->rank, xs);
@@ -796,7 +796,7 @@ static lupe_status op_split(ox_ctx *c, ox_node *n)
         ox_val *o = OUT(c, n, i);
         if (x->is_const && o) {
             int64_t os[OX_MAXR];
-            if ((st = ox_val_make_const(c, o))) return st;
+            if ((st = ox__val_make_const(c, o))) return st;
             plain_strides(o->dims, o->rank, os);
             fold_copy(o, 0, os, x, off * xs[a], xs, o->rank, o->dims);
         }
@@ -820,10 +820,10 @@ static lupe_status op_slice(ox_ctx *c, ox_node *n)
     lupe_status st;
     if ((st = need(c, n, 0, "data"))) return st;
     if (c->opset < 10) {
-        if ((st = ox_attr_ints(c, n, "starts", starts, OX_MAXR, &ns)) ||
-            (st = ox_attr_ints(c, n, "ends", ends, OX_MAXR, &ne)) || (st = ox_attr_ints(c, n, "axes", axes, OX_MAXR, &na)))
+        if ((st = ox__attr_ints(c, n, "starts", starts, OX_MAXR, &ns)) ||
+            (st = ox__attr_ints(c, n, "ends", ends, OX_MAXR, &ne)) || (st = ox__attr_ints(c, n, "axes", axes, OX_MAXR, &na)))
             return st;
-        if (ns < 0 || ne < 0) return ox_node_err(c, n, LUPE_EFORMAT, "attributes 'starts' and 'ends' are required");
+        if (ns < 0 || ne < 0) return ox__node_err(c, n, LUPE_EFORMAT, "attributes 'starts' and 'ends' are required");
     } else {
         if ((st = const_ints(c, n, 1, "starts", starts, OX_MAXR, &ns)) ||
             (st = const_ints(c, n, 2, "ends", ends, OX_MAXR, &ne)))
@@ -832,16 +832,16 @@ static lupe_status op_slice(ox_ctx *c, ox_node *n)
         if (IN(c, n, 4) && (st = const_ints(c, n, 4, "steps", steps, OX_MAXR, &nst))) return st;
     }
     if (ne != ns || (na >= 0 && na != ns) || (nst >= 0 && nst != ns))
-        return ox_node_err(c, n, LUPE_EFORMAT, "starts, ends, axes and steps have different lengths");
+        return ox__node_err(c, n, LUPE_EFORMAT, "starts, ends, axes and steps have different lengths");
     int64_t start[OX_MAXR], step[OX_MAXR], d[OX_MAXR];
     int seen[OX_MAXR] = {0};
     for (int k = 0; k < x->rank; k++) start[k] = 0, step[k] = 1, d[k] = x->dims[k];
     for (int i = 0; i < ns; i++) {
         int a;
         if ((st = norm_axis(c, n, na >= 0 ? axes[i] : i, x->rank, &a))) return st;
-        if (seen[a]++) return ox_node_err(c, n, LUPE_EFORMAT, "axis %d is sliced twice", a);
+        if (seen[a]++) return ox__node_err(c, n, LUPE_EFORMAT, "axis %d is sliced twice", a);
         const int64_t dim = x->dims[a], s = nst >= 0 ? steps[i] : 1;
-        if (s == 0) return ox_node_err(c, n, LUPE_EFORMAT, "step 0 on axis %d", a);
+        if (s == 0) return ox__node_err(c, n, LUPE_EFORMAT, "step 0 on axis %d", a);
         int64_t b = starts[i], e = ends[i];
         /* ONNX's clamping: negative counts from the end; then into
          * [0, dim] going forward and [-1, dim - 1] going backward. */
@@ -868,7 +868,7 @@ static lupe_status op_slice(ox_ctx *c, ox_node *n)
     }
     ox_val *o = OUT(c, n, 0);
     int64_t xs[OX_MAXR], ss[OX_MAXR], os[OX_MAXR], off = 0;
-    if ((st = ox_val_make_const(c, o))) return st;
+    if ((st = ox__val_make_const(c, o))) return st;
     plain_strides(x->dims, x->rank, xs);
     plain_strides(o->dims, o->rank, os);
     for (int k = 0; k < x->rank; k++) off += start[k] * xs[k], ss[k] = step[k] * xs[k];
@@ -883,14 +883,14 @@ static lupe_status op_transpose(ox_ctx *c, ox_node *n)
     int64_t perm[OX_MAXR], d[OX_MAXR];
     int k;
     lupe_status st;
-    if ((st = need(c, n, 0, "data")) || (st = ox_attr_ints(c, n, "perm", perm, OX_MAXR, &k))) return st;
+    if ((st = need(c, n, 0, "data")) || (st = ox__attr_ints(c, n, "perm", perm, OX_MAXR, &k))) return st;
     if (k < 0)
         for (k = 0; k < x->rank; k++) perm[k] = x->rank - 1 - k;
-    if (k != x->rank) return ox_node_err(c, n, LUPE_EFORMAT, "perm has %d axes for rank %d", k, x->rank);
+    if (k != x->rank) return ox__node_err(c, n, LUPE_EFORMAT, "perm has %d axes for rank %d", k, x->rank);
     int seen[OX_MAXR] = {0};
     for (int i = 0; i < k; i++) {
         if (perm[i] < 0 || perm[i] >= k || seen[perm[i]]++)
-            return ox_node_err(c, n, LUPE_EFORMAT, "perm is not a permutation of 0..%d", k - 1);
+            return ox__node_err(c, n, LUPE_EFORMAT, "perm is not a permutation of 0..%d", k - 1);
         d[i] = x->dims[perm[i]];
         n->a.perm[i] = (int)perm[i];
     }
@@ -902,7 +902,7 @@ static lupe_status op_transpose(ox_ctx *c, ox_node *n)
     }
     ox_val *o = OUT(c, n, 0);
     int64_t xs[OX_MAXR], ss[OX_MAXR], os[OX_MAXR];
-    if ((st = ox_val_make_const(c, o))) return st;
+    if ((st = ox__val_make_const(c, o))) return st;
     plain_strides(x->dims, x->rank, xs);
     plain_strides(o->dims, o->rank, os);
     for (int i = 0; i < k; i++) ss[i] = xs[perm[i]];
@@ -923,7 +923,7 @@ static lupe_status op_expand(ox_ctx *c, ox_node *n)
         const int xi = j - (r - x->rank), si = j - (r - k);
         const int64_t a = xi >= 0 ? x->dims[xi] : 1, b = si >= 0 ? shape[si] : 1;
         if (a != b && a != 1 && b != 1)
-            return ox_node_err(c, n, LUPE_EFORMAT, "dimension %lld of '%s' does not broadcast to %lld", (long long)a,
+            return ox__node_err(c, n, LUPE_EFORMAT, "dimension %lld of '%s' does not broadcast to %lld", (long long)a,
                                x->name, (long long)b);
         d[j] = a == 1 ? b : a;
     }
@@ -935,7 +935,7 @@ static lupe_status op_expand(ox_ctx *c, ox_node *n)
     }
     ox_val *o = OUT(c, n, 0);
     int64_t ss[OX_MAXR], os[OX_MAXR];
-    if ((st = ox_val_make_const(c, o))) return st;
+    if ((st = ox__val_make_const(c, o))) return st;
     bcast_strides(x, r, d, ss);
     plain_strides(d, r, os);
     fold_copy(o, 0, os, x, 0, ss, r, d);
@@ -951,25 +951,25 @@ static lupe_status spatial_pads(ox_ctx *c, ox_node *n, const int64_t *in, const 
     char ap[32];
     int np;
     lupe_status st;
-    if ((st = ox_attr_str(c, n, "auto_pad", "NOTSET", ap, sizeof ap)) ||
-        (st = ox_attr_ints(c, n, "pads", pads, 4, &np)))
+    if ((st = ox__attr_str(c, n, "auto_pad", "NOTSET", ap, sizeof ap)) ||
+        (st = ox__attr_ints(c, n, "pads", pads, 4, &np)))
         return st;
     if (!strcmp(ap, "NOTSET")) {
         if (np < 0) memset(pads, 0, 4 * sizeof *pads);
-        else if (np != 4) return ox_node_err(c, n, LUPE_EFORMAT, "pads has %d values, not 4", np);
+        else if (np != 4) return ox__node_err(c, n, LUPE_EFORMAT, "pads has %d values, not 4", np);
         for (int i = 0; i < 4; i++)
             if (pads[i] < 0 || pads[i] > 65536)
-                return ox_node_err(c, n, LUPE_EFORMAT, "pad %lld is out of range", (long long)pads[i]);
+                return ox__node_err(c, n, LUPE_EFORMAT, "pad %lld is out of range", (long long)pads[i]);
         return LUPE_OK;
     }
-    if (np >= 0) return ox_node_err(c, n, LUPE_EFORMAT, "both pads and auto_pad %s", ap);
+    if (np >= 0) return ox__node_err(c, n, LUPE_EFORMAT, "both pads and auto_pad %s", ap);
     if (!strcmp(ap, "VALID")) {
         memset(pads, 0, 4 * sizeof *pads);
         return LUPE_OK;
     }
     const int upper = !strcmp(ap, "SAME_UPPER");
     if (!upper && strcmp(ap, "SAME_LOWER"))
-        return ox_node_err(c, n, LUPE_EFORMAT, "auto_pad '%s' is none of NOTSET, SAME_UPPER, SAME_LOWER, VALID", ap);
+        return ox__node_err(c, n, LUPE_EFORMAT, "auto_pad '%s' is none of NOTSET, SAME_UPPER, SAME_LOWER, VALID", ap);
     for (int i = 0; i < 2; i++) {
         /* Output ceil(in / stride); the padding it takes, the odd one at
          * the end (SAME_UPPER) or at the start (SAME_LOWER). */
@@ -986,18 +986,18 @@ static lupe_status spatial_attrs(ox_ctx *c, ox_node *n, int64_t *k, int64_t *s, 
     int nk, ns, nd;
     int64_t dil[2];
     lupe_status st;
-    if ((st = ox_attr_ints(c, n, "kernel_shape", k, 2, &nk)) || (st = ox_attr_ints(c, n, "strides", s, 2, &ns)) ||
-        (st = ox_attr_ints(c, n, "dilations", dil, 2, &nd)))
+    if ((st = ox__attr_ints(c, n, "kernel_shape", k, 2, &nk)) || (st = ox__attr_ints(c, n, "strides", s, 2, &ns)) ||
+        (st = ox__attr_ints(c, n, "dilations", dil, 2, &nd)))
         return st;
-    if (need_kernel && nk < 0) return ox_node_err(c, n, LUPE_EFORMAT, "attribute 'kernel_shape' is missing");
-    if (nk >= 0 && nk != 2) return ox_node_err(c, n, LUPE_EUNSUPPORTED, "kernel_shape has %d axes; lupe runs 2-D", nk);
+    if (need_kernel && nk < 0) return ox__node_err(c, n, LUPE_EFORMAT, "attribute 'kernel_shape' is missing");
+    if (nk >= 0 && nk != 2) return ox__node_err(c, n, LUPE_EUNSUPPORTED, "kernel_shape has %d axes; lupe runs 2-D", nk);
     if (ns < 0) s[0] = s[1] = 1;
-    else if (ns != 2) return ox_node_err(c, n, LUPE_EFORMAT, "strides has %d values, not 2", ns);
+    else if (ns != 2) return ox__node_err(c, n, LUPE_EFORMAT, "strides has %d values, not 2", ns);
     if (nd >= 0 && (nd != 2 || dil[0] != 1 || dil[1] != 1))
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED, "dilations other than 1 are not supported");
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED, "dilations other than 1 are not supported");
     for (int i = 0; i < 2; i++)
         if (s[i] < 1 || s[i] > 65536 || (nk >= 0 && (k[i] < 1 || k[i] > 65536)))
-            return ox_node_err(c, n, LUPE_EFORMAT, "kernel or stride out of range");
+            return ox__node_err(c, n, LUPE_EFORMAT, "kernel or stride out of range");
     return LUPE_OK;
 }
 
@@ -1008,35 +1008,35 @@ static lupe_status op_conv(ox_ctx *c, ox_node *n)
     lupe_status st;
     char b1[128], b2[128];
     if ((st = need(c, n, 0, "X")) || (st = need_float(c, n, 0)) || (st = need_const(c, n, 1, "W")) ||
-        (st = ox_attr_int(c, n, "group", 1, &group)))
+        (st = ox__attr_int(c, n, "group", 1, &group)))
         return st;
     if (x->rank != 4)
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED, "input '%s' %s: lupe runs 2-D convolutions on [N, C, H, W]",
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED, "input '%s' %s: lupe runs 2-D convolutions on [N, C, H, W]",
                            x->name, shape_str(x, b1, sizeof b1));
     if (w->rank != 4 || w->dtype != OX_F32)
-        return ox_node_err(c, n, LUPE_EFORMAT, "weights '%s' %s should be float [M, C/group, kH, kW]", w->name,
+        return ox__node_err(c, n, LUPE_EFORMAT, "weights '%s' %s should be float [M, C/group, kH, kW]", w->name,
                            shape_str(w, b1, sizeof b1));
     k[0] = w->dims[2], k[1] = w->dims[3];
     int64_t ka[2];
     if ((st = spatial_attrs(c, n, ka, s, 0))) return st;
     int nk;
-    if ((st = ox_attr_ints(c, n, "kernel_shape", ka, 2, &nk))) return st;
+    if ((st = ox__attr_ints(c, n, "kernel_shape", ka, 2, &nk))) return st;
     if (nk == 2 && (ka[0] != k[0] || ka[1] != k[1]))
-        return ox_node_err(c, n, LUPE_EFORMAT, "kernel_shape %lldx%lld does not match weights '%s' %s",
+        return ox__node_err(c, n, LUPE_EFORMAT, "kernel_shape %lldx%lld does not match weights '%s' %s",
                            (long long)ka[0], (long long)ka[1], w->name, shape_str(w, b1, sizeof b1));
     const int64_t cin = x->dims[1], m = w->dims[0];
     if (group < 1 || cin % group || m % group || w->dims[1] * group != cin)
-        return ox_node_err(c, n, LUPE_EFORMAT, "weights '%s' %s do not fit input '%s' %s with group %lld", w->name,
+        return ox__node_err(c, n, LUPE_EFORMAT, "weights '%s' %s do not fit input '%s' %s with group %lld", w->name,
                            shape_str(w, b1, sizeof b1), x->name, shape_str(x, b2, sizeof b2), (long long)group);
     if (b && (!b->is_const || b->rank != 1 || b->dims[0] != m || b->dtype != OX_F32))
-        return ox_node_err(c, n, b->is_const ? LUPE_EFORMAT : LUPE_EUNSUPPORTED,
+        return ox__node_err(c, n, b->is_const ? LUPE_EFORMAT : LUPE_EUNSUPPORTED,
                            "bias '%s' should be a constant of %lld floats", b->name, (long long)m);
     if ((st = spatial_pads(c, n, x->dims + 2, k, s, pads))) return st;
     int64_t d[4] = {x->dims[0], m, 0, 0};
     for (int i = 0; i < 2; i++) {
         const int64_t span = x->dims[2 + i] + pads[i] + pads[i + 2] - k[i];
         if (span < 0)
-            return ox_node_err(c, n, LUPE_EFORMAT, "kernel %lldx%lld does not fit input '%s' %s with its padding",
+            return ox__node_err(c, n, LUPE_EFORMAT, "kernel %lldx%lld does not fit input '%s' %s with its padding",
                                (long long)k[0], (long long)k[1], x->name, shape_str(x, b1, sizeof b1));
         d[2 + i] = span / s[i] + 1;
     }
@@ -1057,21 +1057,21 @@ static lupe_status op_maxpool(ox_ctx *c, ox_node *n)
     lupe_status st;
     char b1[128];
     if ((st = need(c, n, 0, "X")) || (st = need_float(c, n, 0)) || (st = spatial_attrs(c, n, k, s, 1)) ||
-        (st = ox_attr_int(c, n, "ceil_mode", 0, &ceil_mode)) || (st = ox_attr_int(c, n, "storage_order", 0, &order)))
+        (st = ox__attr_int(c, n, "ceil_mode", 0, &ceil_mode)) || (st = ox__attr_int(c, n, "storage_order", 0, &order)))
         return st;
     if (x->rank != 4)
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED, "input '%s' %s: lupe pools [N, C, H, W]", x->name,
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED, "input '%s' %s: lupe pools [N, C, H, W]", x->name,
                            shape_str(x, b1, sizeof b1));
-    if (OUT(c, n, 1)) return ox_node_err(c, n, LUPE_EUNSUPPORTED, "the Indices output is not supported");
+    if (OUT(c, n, 1)) return ox__node_err(c, n, LUPE_EUNSUPPORTED, "the Indices output is not supported");
     if ((st = spatial_pads(c, n, x->dims + 2, k, s, pads))) return st;
     int64_t d[4] = {x->dims[0], x->dims[1], 0, 0};
     for (int i = 0; i < 2; i++) {
         if (pads[i] >= k[i] || pads[i + 2] >= k[i])
-            return ox_node_err(c, n, LUPE_EFORMAT, "padding %lld is not smaller than the kernel %lld",
+            return ox__node_err(c, n, LUPE_EFORMAT, "padding %lld is not smaller than the kernel %lld",
                                (long long)(pads[i] > pads[i + 2] ? pads[i] : pads[i + 2]), (long long)k[i]);
         const int64_t span = x->dims[2 + i] + pads[i] + pads[i + 2] - k[i];
         if (span < 0)
-            return ox_node_err(c, n, LUPE_EFORMAT, "kernel %lldx%lld does not fit input '%s' %s with its padding",
+            return ox__node_err(c, n, LUPE_EFORMAT, "kernel %lldx%lld does not fit input '%s' %s with its padding",
                                (long long)k[0], (long long)k[1], x->name, shape_str(x, b1, sizeof b1));
         d[2 + i] = (ceil_mode ? (span + s[i] - 1) / s[i] : span / s[i]) + 1;
     }
@@ -1115,16 +1115,16 @@ static lupe_status op_resize(ox_ctx *c, ox_node *n)
     char mode[32], ct[32], nm[32], b1[128];
     int64_t excl, antialias;
     lupe_status st;
-    if ((st = need(c, n, 0, "X")) || (st = need_float(c, n, 0)) || (st = ox_attr_str(c, n, "mode", "nearest", mode, sizeof mode)) ||
-        (st = ox_attr_str(c, n, "coordinate_transformation_mode", upsample || c->opset < 11 ? "asymmetric" : "half_pixel",
+    if ((st = need(c, n, 0, "X")) || (st = need_float(c, n, 0)) || (st = ox__attr_str(c, n, "mode", "nearest", mode, sizeof mode)) ||
+        (st = ox__attr_str(c, n, "coordinate_transformation_mode", upsample || c->opset < 11 ? "asymmetric" : "half_pixel",
                           ct, sizeof ct)) ||
-        (st = ox_attr_str(c, n, "nearest_mode", upsample || c->opset < 11 ? "floor" : "round_prefer_floor", nm,
+        (st = ox__attr_str(c, n, "nearest_mode", upsample || c->opset < 11 ? "floor" : "round_prefer_floor", nm,
                           sizeof nm)) ||
-        (st = ox_attr_int(c, n, "exclude_outside", 0, &excl)) || (st = ox_attr_int(c, n, "antialias", 0, &antialias)))
+        (st = ox__attr_int(c, n, "exclude_outside", 0, &excl)) || (st = ox__attr_int(c, n, "antialias", 0, &antialias)))
         return st;
     if (strcmp(mode, "nearest"))
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED, "mode '%s'; lupe resizes with mode nearest", mode);
-    if (antialias) return ox_node_err(c, n, LUPE_EUNSUPPORTED, "antialias");
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED, "mode '%s'; lupe resizes with mode nearest", mode);
+    if (antialias) return ox__node_err(c, n, LUPE_EUNSUPPORTED, "antialias");
     static const char *const cts[] = {"half_pixel", "asymmetric", "align_corners", "pytorch_half_pixel",
                                       "tf_half_pixel_for_nn"};
     static const char *const nms[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
@@ -1133,10 +1133,10 @@ static lupe_status op_resize(ox_ctx *c, ox_node *n)
         if (!strcmp(ct, cts[i])) t = i;
     for (int i = 0; i < 4; i++)
         if (!strcmp(nm, nms[i])) m = i;
-    if (t < 0) return ox_node_err(c, n, LUPE_EUNSUPPORTED, "coordinate_transformation_mode '%s'", ct);
-    if (m < 0) return ox_node_err(c, n, LUPE_EUNSUPPORTED, "nearest_mode '%s'", nm);
+    if (t < 0) return ox__node_err(c, n, LUPE_EUNSUPPORTED, "coordinate_transformation_mode '%s'", ct);
+    if (m < 0) return ox__node_err(c, n, LUPE_EUNSUPPORTED, "nearest_mode '%s'", nm);
     if (x->rank != 4)
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED, "input '%s' %s: lupe resizes [N, C, H, W]", x->name,
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED, "input '%s' %s: lupe resizes [N, C, H, W]", x->name,
                            shape_str(x, b1, sizeof b1));
     /* Scales or sizes: Upsample-7's attribute, Upsample-9 and Resize-10's
      * second input, Resize-11+'s third or fourth. */
@@ -1144,8 +1144,8 @@ static lupe_status op_resize(ox_ctx *c, ox_node *n)
     int64_t d[4];
     const ox_val *sc = NULL, *sz = NULL;
     if (upsample && c->opset < 9) {
-        const Onnx__AttributeProto *a = ox_attr(n, ox_proto(c, n), "scales");
-        if (!a || a->n_floats != 4) return ox_node_err(c, n, LUPE_EFORMAT, "attribute 'scales' needs 4 values");
+        const Onnx__AttributeProto *a = ox__attr(n, ox__proto(c, n), "scales");
+        if (!a || a->n_floats != 4) return ox__node_err(c, n, LUPE_EFORMAT, "attribute 'scales' needs 4 values");
         for (int i = 0; i < 4; i++) scale[i] = a->floats[i];
     } else if (upsample || c->opset < 11) {
         if ((st = need_const(c, n, 1, "scales"))) return st;
@@ -1154,31 +1154,31 @@ static lupe_status op_resize(ox_ctx *c, ox_node *n)
         sc = IN(c, n, 2) && IN(c, n, 2)->numel ? IN(c, n, 2) : NULL;
         sz = IN(c, n, 3) && IN(c, n, 3)->numel ? IN(c, n, 3) : NULL;
         if ((sc && (st = need_const(c, n, 2, "scales"))) || (sz && (st = need_const(c, n, 3, "sizes")))) return st;
-        if (!sc == !sz) return ox_node_err(c, n, LUPE_EFORMAT, "needs exactly one of scales and sizes");
+        if (!sc == !sz) return ox__node_err(c, n, LUPE_EFORMAT, "needs exactly one of scales and sizes");
     }
     if (sc) {
         if (sc->numel != 4 || sc->dtype != OX_F32)
-            return ox_node_err(c, n, LUPE_EFORMAT, "scales '%s' should be 4 floats", sc->name);
+            return ox__node_err(c, n, LUPE_EFORMAT, "scales '%s' should be 4 floats", sc->name);
         for (int i = 0; i < 4; i++) scale[i] = sc->f[i];
     }
     for (int i = 0; i < 4; i++) {
         if (sz) {
             if (sz->numel != 4 || sz->dtype == OX_F32)
-                return ox_node_err(c, n, LUPE_EFORMAT, "sizes '%s' should be 4 integers", sz->name);
+                return ox__node_err(c, n, LUPE_EFORMAT, "sizes '%s' should be 4 integers", sz->name);
             d[i] = sz->i[i];
             scale[i] = x->dims[i] ? (double)d[i] / x->dims[i] : 1;
         } else {
             if (!(scale[i] > 0 && scale[i] < 65536))
-                return ox_node_err(c, n, LUPE_EFORMAT, "scale %g is out of range", scale[i]);
+                return ox__node_err(c, n, LUPE_EFORMAT, "scale %g is out of range", scale[i]);
             d[i] = (int64_t)floor(x->dims[i] * scale[i]);
         }
         if (d[i] < 1 || d[i] > 65536)
-            return ox_node_err(c, n, LUPE_EFORMAT, "output size %lld is out of range", (long long)d[i]);
+            return ox__node_err(c, n, LUPE_EFORMAT, "output size %lld is out of range", (long long)d[i]);
     }
     if (d[0] != x->dims[0] || d[1] != x->dims[1])
-        return ox_node_err(c, n, LUPE_EUNSUPPORTED, "resizing the batch or channel axis");
+        return ox__node_err(c, n, LUPE_EUNSUPPORTED, "resizing the batch or channel axis");
     if ((st = set_out(c, n, 0, 4, d, OX_F32))) return st;
-    int32_t *ym = ox_pool_alloc(&c->tmp, (size_t)d[2] * sizeof *ym), *xm = ox_pool_alloc(&c->tmp, (size_t)d[3] * sizeof *xm);
+    int32_t *ym = ox__pool_alloc(&c->tmp, (size_t)d[2] * sizeof *ym), *xm = ox__pool_alloc(&c->tmp, (size_t)d[3] * sizeof *xm);
     if (!ym || !xm) return LUPE_ENOMEM;
     for (int64_t o = 0; o < d[2]; o++) ym[o] = nearest_src(o, x->dims[2], d[2], scale[2], (ctm)t, (nmode)m);
     for (int64_t o = 0; o < d[3]; o++) xm[o] = nearest_src(o, x->dims[3], d[3], scale[3], (ctm)t, (nmode)m);
@@ -1224,14 +1224,14 @@ static const ox_op ops[] = {
     {"Where", 3, 3, 1, 1, "", op_where},
 };
 
-const ox_op *ox_op_find(const char *name)
+const ox_op *ox__op_find(const char *name)
 {
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
         if (!strcmp(ops[i].name, name)) return &ops[i];
     return NULL;
 }
 
-void ox_op_list(char *buf, size_t n)
+void ox__op_list(char *buf, size_t n)
 {
     size_t k = 0;
     buf[0] = 0;

@@ -27,9 +27,9 @@ typedef enum { OX_PLAIN, OX_NHWC } ox_layout;
 
 /* A bump allocator over funnel blocks, freed all at once. */
 typedef struct ox_pool ox_pool;
-void *ox_pool_alloc(ox_pool **p, size_t n); /* 64-byte aligned, zeroed; NULL + LUPE_ENOMEM */
-void ox_pool_free(ox_pool **p);
-size_t ox_pool_bytes(const ox_pool *p);
+void *ox__pool_alloc(ox_pool **p, size_t n); /* 64-byte aligned, zeroed; NULL + LUPE_ENOMEM */
+void ox__pool_free(ox_pool **p);
+size_t ox__pool_bytes(const ox_pool *p);
 
 typedef struct ox_val {
     const char *name;
@@ -118,27 +118,27 @@ typedef struct ox_ctx {
 } ox_ctx;
 
 /* Errors name the file and the node: "m.onnx: node 'x' (Conv): ..." */
-lupe_status ox_node_err(ox_ctx *c, const ox_node *n, lupe_status st, const char *fmt, ...) LUPE_PRINTF(4, 5);
+lupe_status ox__node_err(ox_ctx *c, const ox_node *n, lupe_status st, const char *fmt, ...) LUPE_PRINTF(4, 5);
 
 /* Values. */
-int ox_val_new(ox_ctx *c, const char *name); /* -1 on ENOMEM */
-lupe_status ox_val_reserve(ox_ctx *c, int n);  /* room for n values: ox_val_new will not move c->v */
-lupe_status ox_val_set_shape(ox_ctx *c, const ox_node *n, ox_val *v, int rank, const int64_t *dims, ox_dtype t);
+int ox__val_new(ox_ctx *c, const char *name); /* -1 on ENOMEM */
+lupe_status ox__val_reserve(ox_ctx *c, int n);  /* room for n values: ox_val_new will not move c->v */
+lupe_status ox__val_set_shape(ox_ctx *c, const ox_node *n, ox_val *v, int rank, const int64_t *dims, ox_dtype t);
 /* Allocates the data of a constant whose shape is set. */
-lupe_status ox_val_make_const(ox_ctx *c, ox_val *v);
-double ox_cget(const ox_val *v, int64_t i);
-void ox_cset(ox_val *v, int64_t i, double x);
+lupe_status ox__val_make_const(ox_ctx *c, ox_val *v);
+double ox__cget(const ox_val *v, int64_t i);
+void ox__cset(ox_val *v, int64_t i, double x);
 
 /* Attributes of the node's proto. */
-const Onnx__AttributeProto *ox_attr(const ox_node *n, const Onnx__NodeProto *p, const char *name);
-lupe_status ox_attr_int(ox_ctx *c, const ox_node *n, const char *name, int64_t dflt, int64_t *out);
-lupe_status ox_attr_float(ox_ctx *c, const ox_node *n, const char *name, float dflt, float *out);
+const Onnx__AttributeProto *ox__attr(const ox_node *n, const Onnx__NodeProto *p, const char *name);
+lupe_status ox__attr_int(ox_ctx *c, const ox_node *n, const char *name, int64_t dflt, int64_t *out);
+lupe_status ox__attr_float(ox_ctx *c, const ox_node *n, const char *name, float dflt, float *out);
 /* ints attribute: *count = -1 when absent. */
-lupe_status ox_attr_ints(ox_ctx *c, const ox_node *n, const char *name, int64_t *out, int max, int *count);
+lupe_status ox__attr_ints(ox_ctx *c, const ox_node *n, const char *name, int64_t *out, int max, int *count);
 /* string attribute into buf ("" default when absent). */
-lupe_status ox_attr_str(ox_ctx *c, const ox_node *n, const char *name, const char *dflt, char *buf, size_t bufsz);
+lupe_status ox__attr_str(ox_ctx *c, const ox_node *n, const char *name, const char *dflt, char *buf, size_t bufsz);
 /* A tensor (initializer, Constant's value) into a constant value. */
-lupe_status ox_tensor_to_val(ox_ctx *c, const ox_node *n, const Onnx__TensorProto *t, ox_val *v);
+lupe_status ox__tensor_to_val(ox_ctx *c, const ox_node *n, const Onnx__TensorProto *t, ox_val *v);
 
 /* Operators: each checks its attributes and inputs, sets its outputs'
  * shapes, folds when its inputs are constant and sets n->kind for the
@@ -149,9 +149,9 @@ typedef struct ox_op {
     const char *attrs; /* the attributes it knows, space-separated */
     lupe_status (*infer)(ox_ctx *c, ox_node *n);
 } ox_op;
-const ox_op *ox_op_find(const char *name);
-void ox_op_list(char *buf, size_t n); /* "Add, BatchNormalization, ..." */
-const Onnx__NodeProto *ox_proto(const ox_ctx *c, const ox_node *n);
+const ox_op *ox__op_find(const char *name);
+void ox__op_list(char *buf, size_t n); /* "Add, BatchNormalization, ..." */
+const Onnx__NodeProto *ox__proto(const ox_ctx *c, const ox_node *n);
 
 /* ---- run-time plan ---------------------------------------------------- */
 /* A strided copy of an n-d block, axes ordered and merged at plan time. */
@@ -159,7 +159,7 @@ typedef struct ox_cpy {
     int rank;
     int64_t dims[OX_MAXR], ds[OX_MAXR], ss[OX_MAXR];
 } ox_cpy;
-void ox_cpy_make(ox_cpy *c, int rank, const int64_t *dims, const int64_t *ds, const int64_t *ss);
+void ox__cpy_make(ox_cpy *c, int rank, const int64_t *dims, const int64_t *ds, const int64_t *ss);
 
 /* Element-wise binary op with broadcasting, strides per output axis (0 =
  * broadcast), merged like ox_cpy. */
@@ -168,7 +168,7 @@ typedef struct ox_bin {
     int rank;
     int64_t dims[OX_MAXR], os[OX_MAXR], as[OX_MAXR], bs[OX_MAXR];
 } ox_bin;
-void ox_bin_make(ox_bin *b, ox_binop op, int rank, const int64_t *dims, const int64_t *os, const int64_t *as,
+void ox__bin_make(ox_bin *b, ox_binop op, int rank, const int64_t *dims, const int64_t *os, const int64_t *as,
                  const int64_t *bs);
 
 typedef enum {
@@ -251,17 +251,17 @@ struct onnx_net {
     onnx_net_stats stats;
 };
 
-lupe_status ox_plan(ox_ctx *c, onnx_net *net);
-void ox_step_cleanup(ox_step *s);
+lupe_status ox__plan(ox_ctx *c, onnx_net *net);
+void ox__step_cleanup(ox_step *s);
 
 /* ---- kernels (ops.c) ------------------------------------------------- */
-void ox_copy(float *dst, const float *src, const ox_cpy *c, int threads);
-void ox_binary(float *out, const float *a, const float *b, const ox_bin *p, int threads);
-void ox_unary_run(float *out, const float *in, int64_t n, ox_unary op, float alpha, int threads);
-void ox_affine(float *out, const float *in, const float *scale, const float *shift, int64_t outer, int64_t c,
+void ox__copy(float *dst, const float *src, const ox_cpy *c, int threads);
+void ox__binary(float *out, const float *a, const float *b, const ox_bin *p, int threads);
+void ox__unary_run(float *out, const float *in, int64_t n, ox_unary op, float alpha, int threads);
+void ox__affine(float *out, const float *in, const float *scale, const float *shift, int64_t outer, int64_t c,
                int64_t inner, int threads);
-void ox_softmax(float *out, const float *in, int64_t outer, int64_t n, int64_t inner, int threads);
-void ox_maxpool(float *out, const float *in, const ox_step *s, int threads);
-void ox_resize_nearest(float *out, const float *in, const ox_step *s, int threads);
+void ox__softmax(float *out, const float *in, int64_t outer, int64_t n, int64_t inner, int threads);
+void ox__maxpool(float *out, const float *in, const ox_step *s, int threads);
+void ox__resize_nearest(float *out, const float *in, const ox_step *s, int threads);
 
 #endif

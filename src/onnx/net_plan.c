@@ -76,8 +76,8 @@ static lupe_status fuse(plan *P)
         if (!bn || bn->kind != K_AFFINE) continue;
         const ox_val *w = &c->v[cv->in[1]];
         const int64_t o = w->dims[0], per = w->numel / o;
-        float *wf = ox_pool_alloc(&c->tmp, (size_t)w->numel * sizeof(float));
-        float *bf = ox_pool_alloc(&c->tmp, (size_t)o * sizeof(float));
+        float *wf = ox__pool_alloc(&c->tmp, (size_t)w->numel * sizeof(float));
+        float *bf = ox__pool_alloc(&c->tmp, (size_t)o * sizeof(float));
         if (!wf || !bf) return LUPE_ENOMEM;
         for (int64_t i = 0; i < o; i++) {
             const double sc = bn->a.aff.scale[i];
@@ -184,7 +184,7 @@ static lupe_status keep_const(plan *P, int id)
 {
     ox_val *v = &P->c->v[id];
     if (P->cptr[id]) return LUPE_OK;
-    float *f = ox_pool_alloc(&P->net->keep, (size_t)(v->numel ? v->numel : 1) * sizeof(float));
+    float *f = ox__pool_alloc(&P->net->keep, (size_t)(v->numel ? v->numel : 1) * sizeof(float));
     if (!f) return LUPE_ENOMEM;
     if (v->numel) memcpy(f, v->f, (size_t)v->numel * sizeof(float));
     P->cptr[id] = f;
@@ -197,7 +197,7 @@ static int twin(plan *P, int id)
 {
     ox_ctx *c = P->c;
     if (c->nv >= c->cap_v) return -1; /* ox_val_new would move c->v */
-    const int t = ox_val_new(c, "");
+    const int t = ox__val_new(c, "");
     if (t < 0) return -1;
     ox_val *v = &c->v[t];
     const ox_val *src = &c->v[id];
@@ -236,7 +236,7 @@ static lupe_status get_in(plan *P, int id, int want, int *out)
         lay_strides(v, v->is_const ? OX_PLAIN : v->layout, ss);
         ox_step *s = step_new(P, S_COPY, -1, t, id, -1);
         if (!s) return LUPE_ENOMEM;
-        ox_cpy_make(&s->p.cpy, v->rank, v->dims, ds, ss);
+        ox__cpy_make(&s->p.cpy, v->rank, v->dims, ds, ss);
         P->net->stats.conversions++;
     }
     c->v[id].as[want] = t;
@@ -261,12 +261,12 @@ static lupe_status plan_conv(plan *P, ox_node *n)
     if ((st = eng_conv_dims_init(&d, (int)xi->dims[0], (int)xi->dims[2], (int)xi->dims[3], (int)xi->dims[1],
                                  (int)y->dims[1], n->a.conv.kh, n->a.conv.kw, n->a.conv.sh,
                                  maxpad > maxpw ? maxpad : maxpw, n->a.conv.group)))
-        return ox_node_err(c, n, LUPE_EFORMAT, "%s", lupe_errmsg());
+        return ox__node_err(c, n, LUPE_EFORMAT, "%s", lupe_errmsg());
     d.sw = n->a.conv.sw, d.ph = n->a.conv.pt, d.pw = n->a.conv.pl;
     d.oh = (int)y->dims[2], d.ow = (int)y->dims[3];
     /* OIHW -> OHWI, the engine's order. */
     const int64_t o = w->dims[0], ci = w->dims[1], kh = w->dims[2], kw = w->dims[3];
-    float *ohwi = ox_pool_alloc(&c->tmp, (size_t)w->numel * sizeof(float));
+    float *ohwi = ox__pool_alloc(&c->tmp, (size_t)w->numel * sizeof(float));
     if (!ohwi) return LUPE_ENOMEM;
     for (int64_t a = 0; a < o; a++)
         for (int64_t i = 0; i < ci; i++)
@@ -276,7 +276,7 @@ static lupe_status plan_conv(plan *P, ox_node *n)
     ox_step *s = step_new(P, S_CONV, n->idx, n->out[0], x, -1);
     if (!s) return LUPE_ENOMEM;
     st = eng_conv_infer_new(&d, ohwi, n->a.conv.b, n->a.conv.act, n->a.conv.alpha, 0, &s->p.conv.h);
-    if (st) return ox_node_err(c, n, st, "%s", lupe_errmsg());
+    if (st) return ox__node_err(c, n, st, "%s", lupe_errmsg());
     const size_t sc = eng_conv_infer_scratch(s->p.conv.h);
     if (sc > P->scratch) P->scratch = sc;
     P->net->stats.convs++;
@@ -317,7 +317,7 @@ static lupe_status plan_binary(plan *P, ox_node *n)
     read_strides(P, b, y->rank, y->dims, bs);
     ox_step *s = step_new(P, S_BINARY, n->idx, n->out[0], a, b);
     if (!s) return LUPE_ENOMEM;
-    ox_bin_make(&s->p.bin, n->a.bin, y->rank, y->dims, os, as, bs);
+    ox__bin_make(&s->p.bin, n->a.bin, y->rank, y->dims, os, as, bs);
     return LUPE_OK;
 }
 
@@ -329,7 +329,7 @@ static lupe_status plan_copy(plan *P, ox_node *n, int x, int out, int64_t ioff, 
     ox_step *s = step_new(P, S_COPY, n->idx, out, x, -1);
     if (!s) return LUPE_ENOMEM;
     s->ioff = ioff;
-    ox_cpy_make(&s->p.cpy, y->rank, y->dims, ds, ss);
+    ox__cpy_make(&s->p.cpy, y->rank, y->dims, ds, ss);
     return LUPE_OK;
 }
 
@@ -371,7 +371,7 @@ static lupe_status plan_concat(plan *P, ox_node *n)
             lay_strides(xv, xv->is_const ? OX_PLAIN : xv->layout, ss);
             if (!(s = step_new(P, S_COPY, n->idx, out, xs[i], -1))) return LUPE_ENOMEM;
             s->ooff = off * ds[axis];
-            ox_cpy_make(&s->p.cpy, xv->rank, xv->dims, ds, ss);
+            ox__cpy_make(&s->p.cpy, xv->rank, xv->dims, ds, ss);
         }
         off += xv->dims[axis];
     }
@@ -437,7 +437,7 @@ static lupe_status plan_node(plan *P, ox_node *n)
         if ((st = def_out(P, n->out[0], xl))) return st;
         if (!(s = step_new(P, S_AFFINE, n->idx, n->out[0], x, -1))) return LUPE_ENOMEM;
         const int64_t ch = xv->dims[1];
-        float *sc = ox_pool_alloc(&P->net->keep, (size_t)ch * 2 * sizeof(float));
+        float *sc = ox__pool_alloc(&P->net->keep, (size_t)ch * 2 * sizeof(float));
         if (!sc) return LUPE_ENOMEM;
         memcpy(sc, n->a.aff.scale, (size_t)ch * sizeof(float));
         memcpy(sc + ch, n->a.aff.shift, (size_t)ch * sizeof(float));
@@ -470,7 +470,7 @@ static lupe_status plan_node(plan *P, ox_node *n)
         if ((st = def_out(P, n->out[0], xl))) return st;
         const ox_val *y = &c->v[n->out[0]];
         if (!(s = step_new(P, S_RESIZE, n->idx, n->out[0], x, -1))) return LUPE_ENOMEM;
-        int32_t *maps = ox_pool_alloc(&P->net->keep, (size_t)(y->dims[2] + y->dims[3]) * sizeof(int32_t));
+        int32_t *maps = ox__pool_alloc(&P->net->keep, (size_t)(y->dims[2] + y->dims[3]) * sizeof(int32_t));
         if (!maps) return LUPE_ENOMEM;
         memcpy(maps, n->a.rs.ymap, (size_t)y->dims[2] * sizeof(int32_t));
         memcpy(maps + y->dims[2], n->a.rs.xmap, (size_t)y->dims[3] * sizeof(int32_t));
@@ -601,7 +601,7 @@ static lupe_status describe(plan *P, ox_step *s)
     snprintf(buf, sizeof buf, "%-16s %s%s%s%s -> %s %s%s%s", kind, n ? n->name : "(layout change)", n ? " (" : "",
              n ? n->op : "", n ? ")" : "", dims, y->layout == OX_NHWC ? "nhwc" : "plain",
              s->kind == S_CONV ? ", " : "", s->kind == S_CONV ? eng_conv_infer_impl(s->p.conv.h) : "");
-    char *d = ox_pool_alloc(&P->net->keep, strlen(buf) + 1);
+    char *d = ox__pool_alloc(&P->net->keep, strlen(buf) + 1);
     if (!d) return LUPE_ENOMEM;
     memcpy(d, buf, strlen(buf));
     s->desc = d;
@@ -621,19 +621,19 @@ void onnx_net_print_plan(const onnx_net *net, FILE *f)
     onnx_net_print_plan_timed(net, NULL, f);
 }
 
-void ox_step_cleanup(ox_step *s)
+void ox__step_cleanup(ox_step *s)
 {
     if (s->kind == S_CONV) eng_conv_infer_free(s->p.conv.h);
     s->p.conv.h = NULL;
 }
 
-lupe_status ox_plan(ox_ctx *c, onnx_net *net)
+lupe_status ox__plan(ox_ctx *c, onnx_net *net)
 {
     lupe_status st;
     plan P = {.c = c, .net = net};
     /* Room for the layout conversions (at most one per value and layout),
      * so that no pointer into c->v moves while planning. */
-    if ((st = ox_val_reserve(c, 3 * c->nv + 16))) return st;
+    if ((st = ox__val_reserve(c, 3 * c->nv + 16))) return st;
     P.consumer = lupe_malloc((size_t)c->cap_v * sizeof *P.consumer);
     P.cptr = lupe_calloc((size_t)c->cap_v, sizeof *P.cptr);
     if (!P.consumer || !P.cptr) {
@@ -689,7 +689,7 @@ lupe_status ox_plan(ox_ctx *c, onnx_net *net)
         if ((st = describe(&P, &P.steps[i]))) goto out;
     /* Pointers of every value the steps see. */
     net->nv = c->nv;
-    net->ptr = ox_pool_alloc(&net->keep, (size_t)c->nv * sizeof *net->ptr);
+    net->ptr = ox__pool_alloc(&net->keep, (size_t)c->nv * sizeof *net->ptr);
     if (!net->ptr) {
         st = LUPE_ENOMEM;
         goto out;
@@ -707,16 +707,16 @@ lupe_status ox_plan(ox_ctx *c, onnx_net *net)
     int64_t ds[OX_MAXR], ss[OX_MAXR];
     lay_strides(in, in->layout, ds);
     lay_strides(in, OX_PLAIN, ss);
-    ox_cpy_make(&net->cpy_in, in->rank, in->dims, ds, ss);
+    ox__cpy_make(&net->cpy_in, in->rank, in->dims, ds, ss);
     lay_strides(ov, OX_PLAIN, ds);
     lay_strides(ov, ov->is_const ? OX_PLAIN : ov->layout, ss);
-    ox_cpy_make(&net->cpy_out, ov->rank, ov->dims, ds, ss);
+    ox__cpy_make(&net->cpy_out, ov->rank, ov->dims, ds, ss);
     net->stats.steps = net->nsteps;
     net->stats.arena_bytes = net->arena_bytes;
-    net->stats.weight_bytes += ox_pool_bytes(net->keep); /* the convolutions' and the constants */
+    net->stats.weight_bytes += ox__pool_bytes(net->keep); /* the convolutions' and the constants */
 out:
     if (P.steps) {
-        for (int i = 0; i < P.nsteps; i++) ox_step_cleanup(&P.steps[i]);
+        for (int i = 0; i < P.nsteps; i++) ox__step_cleanup(&P.steps[i]);
         lupe_free(P.steps);
     }
     lupe_free(P.bufs);

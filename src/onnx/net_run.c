@@ -18,10 +18,10 @@ static lupe_status run_step(onnx_net *net, const ox_step *s)
         void *scratch = (char *)net->arena + net->scratch_off;
         return eng_conv_infer_forward(s->p.conv.h, out, in, NULL, scratch);
     }
-    case S_COPY: ox_copy(out, in, &s->p.cpy, t); break;
-    case S_UNARY: ox_unary_run(out, in, s->p.un.n, s->p.un.op, s->p.un.alpha, t); break;
-    case S_BINARY: ox_binary(out, in, P[s->in[1]], &s->p.bin, t); break;
-    case S_AFFINE: ox_affine(out, in, s->p.aff.scale, s->p.aff.shift, s->p.aff.outer, s->p.aff.c, s->p.aff.inner, t); break;
+    case S_COPY: ox__copy(out, in, &s->p.cpy, t); break;
+    case S_UNARY: ox__unary_run(out, in, s->p.un.n, s->p.un.op, s->p.un.alpha, t); break;
+    case S_BINARY: ox__binary(out, in, P[s->in[1]], &s->p.bin, t); break;
+    case S_AFFINE: ox__affine(out, in, s->p.aff.scale, s->p.aff.shift, s->p.aff.outer, s->p.aff.c, s->p.aff.inner, t); break;
     case S_CONCAT_C: {
         const float *ins[OX_MAXIO];
         for (int k = 0; k < s->p.cat.k; k++) ins[k] = P[s->p.cat.ins[k]];
@@ -34,9 +34,9 @@ static lupe_status run_step(onnx_net *net, const ox_step *s)
     case S_MAXPOOL_SAME:
         eng_maxpool_forward_fast(out, in, s->p.mp.n, s->p.mp.h, s->p.mp.w, s->p.mp.c, s->p.mp.kh);
         break;
-    case S_MAXPOOL: ox_maxpool(out, in, s, t); break;
-    case S_RESIZE: ox_resize_nearest(out, in, s, t); break;
-    case S_SOFTMAX: ox_softmax(out, in, s->p.sm.outer, s->p.sm.n, s->p.sm.inner, t); break;
+    case S_MAXPOOL: ox__maxpool(out, in, s, t); break;
+    case S_RESIZE: ox__resize_nearest(out, in, s, t); break;
+    case S_SOFTMAX: ox__softmax(out, in, s->p.sm.outer, s->p.sm.n, s->p.sm.inner, t); break;
     }
     return LUPE_OK;
 }
@@ -46,13 +46,13 @@ static lupe_status run(onnx_net *net, const float *input_nchw, float *output, do
     lupe_status st;
     /* The engine's fast ops read the process-wide thread count. */
     if (eng_get_threads() != net->threads) eng_set_threads(net->threads);
-    ox_copy(net->ptr[net->input], input_nchw, &net->cpy_in, net->threads);
+    ox__copy(net->ptr[net->input], input_nchw, &net->cpy_in, net->threads);
     for (int i = 0; i < net->nsteps; i++) {
         const double t0 = step_ms ? lupe_time_mono() : 0;
         if ((st = run_step(net, &net->steps[i]))) return lupe_err_ctx(st, "running step %d", i);
         if (step_ms) step_ms[i] = (lupe_time_mono() - t0) * 1e3;
     }
-    ox_copy(output, net->ptr[net->output], &net->cpy_out, net->threads);
+    ox__copy(output, net->ptr[net->output], &net->cpy_out, net->threads);
     return LUPE_OK;
 }
 
