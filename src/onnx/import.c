@@ -16,8 +16,8 @@
 /* ---- pool --------------------------------------------------------------- */
 struct ox_pool {
     struct ox_pool *next;
-    size_t size, used;
-    _Alignas(64) unsigned char data[];
+    size_t size, used; /* used starts at the offset that makes data + used 64-byte aligned */
+    unsigned char data[];
 };
 
 void *ox__pool_alloc(ox_pool **p, size_t n)
@@ -28,7 +28,8 @@ void *ox__pool_alloc(ox_pool **p, size_t n)
         ox_pool *b = lupe_malloc(sizeof *b + sz + 64);
         if (!b) return NULL;
         b->next = *p, b->size = sz, b->used = 0;
-        /* data[] is 64-aligned relative to the struct; the funnel gives 16. */
+        /* The funnel's blocks are 16-byte aligned; oneDNN and the vector
+         * loops like 64. */
         uintptr_t off = (64 - ((uintptr_t)b->data & 63)) & 63;
         b->used = off;
         b->size = sz + off;

@@ -70,8 +70,7 @@ typedef struct ox_node {
     union {
         struct {
             int group, kh, kw, sh, sw, pt, pl, pb, pr;
-            const float *w, *b; /* OIHW weights and bias (b may be NULL), constants */
-            float *wf, *bf;     /* weights and bias after folding batch norm, or NULL */
+            const float *w, *b; /* OIHW weights and bias (b may be NULL): constants, or batch norm folded in */
             eng_act act;
             float alpha;
         } conv;
@@ -235,9 +234,7 @@ struct onnx_net {
     int64_t out_dims[OX_MAXR];
     int64_t in_numel, out_numel;
     /* values as the steps see them: data pointers resolved after planning */
-    int nv;
     float **ptr;
-    ox_layout *layout;
     int input, output;
     ox_cpy cpy_in, cpy_out;
     ox_step *steps;

@@ -84,7 +84,7 @@ static lupe_status fuse(plan *P)
             for (int64_t j = 0; j < per; j++) wf[i * per + j] = (float)(cv->a.conv.w[i * per + j] * sc);
             bf[i] = (float)((cv->a.conv.b ? cv->a.conv.b[i] : 0.0) * sc + bn->a.aff.shift[i]);
         }
-        cv->a.conv.w = cv->a.conv.wf = wf, cv->a.conv.b = cv->a.conv.bf = bf;
+        cv->a.conv.w = wf, cv->a.conv.b = bf;
         take_output(c, cv, bn);
         s->fused_bn++;
     }
@@ -688,7 +688,6 @@ lupe_status ox__plan(ox_ctx *c, onnx_net *net)
     for (int i = 0; i < P.nsteps; i++)
         if ((st = describe(&P, &P.steps[i]))) goto out;
     /* Pointers of every value the steps see. */
-    net->nv = c->nv;
     net->ptr = ox__pool_alloc(&net->keep, (size_t)c->nv * sizeof *net->ptr);
     if (!net->ptr) {
         st = LUPE_ENOMEM;
