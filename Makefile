@@ -56,14 +56,14 @@ ALL_CFLAGS := $(CFLAGS_COMMON) $(CFLAGS_BUILD) $(CFLAGS)
 ALL_LDFLAGS := -pthread $(LDFLAGS_BUILD) $(LDFLAGS)
 
 # Parts, in dependency order (each may use those before it).
-PARTS := base img formats store label dataset engine det onnx eval synth train
+PARTS := base img formats store label dataset engine det onnx eval synth train registry
 lib_srcs = $(wildcard src/$(1)/*.c)
 lib_objs = $(patsubst src/%.c,$(O)/obj/%.o,$(call lib_srcs,$(1)))
 lib_file = $(O)/lib/liblupe_$(1).a
 
 LIBS_ALL := $(foreach p,$(PARTS),$(call lib_file,$(p)))
 # Link order: most dependent first.
-LINK_LIBS := $(call lib_file,train) $(call lib_file,synth) $(call lib_file,eval) $(call lib_file,dataset) $(call lib_file,label) $(call lib_file,store) $(call lib_file,formats) $(call lib_file,img) $(call lib_file,onnx) $(call lib_file,det) $(call lib_file,engine) $(call lib_file,base) $(PKG_LIBS) -lm
+LINK_LIBS := $(call lib_file,registry) $(call lib_file,train) $(call lib_file,synth) $(call lib_file,eval) $(call lib_file,dataset) $(call lib_file,label) $(call lib_file,store) $(call lib_file,formats) $(call lib_file,img) $(call lib_file,onnx) $(call lib_file,det) $(call lib_file,engine) $(call lib_file,base) $(PKG_LIBS) -lm
 
 CLI_SRCS := $(wildcard src/cli/*.c)
 CLI_OBJS := $(patsubst src/%.c,$(O)/obj/%.o,$(CLI_SRCS))
@@ -114,10 +114,9 @@ $(call lib_objs,onnx): $(ONNX_GEN).h
 $(O)/obj/onnx/%.o: ALL_CFLAGS += -I$(O)/gen/onnx
 # The imported graphs' kernels split their loops over OpenMP threads.
 $(O)/obj/onnx/ops.o: ALL_CFLAGS += -fopenmp
-# The ONNX tests build and read models through the generated types too.
-ONNX_TEST_OBJS := $(patsubst tests/%.c,$(O)/obj/tests/%.o,$(wildcard tests/onnx/*.c))
-$(ONNX_TEST_OBJS): $(ONNX_GEN).h
-$(ONNX_TEST_OBJS): ALL_CFLAGS += -I$(O)/gen/onnx
+# The ONNX tests read the files they write as ModelProtos too.
+$(patsubst tests/%.c,$(O)/obj/tests/%.o,$(wildcard tests/onnx/*.c)): $(ONNX_GEN).h
+$(O)/obj/tests/onnx/%.o: ALL_CFLAGS += -I$(O)/gen/onnx
 
 define lib_rule
 $(call lib_file,$(1)): $(call lib_objs,$(1)) $(if $(filter onnx,$(1)),$(O)/obj/gen/onnx/onnx.pb-c.o)

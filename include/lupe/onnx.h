@@ -7,11 +7,15 @@
  *     onnx_info in;
  *     if (onnx_inspect("model.onnx", &in)) die(lupe_errmsg());
  *     printf("%s, opset %lld, %d nodes\n", in.producer, (long long)in.opset, in.nodes);
+ *
+ *     onnx_export_info ex;                     // a trained run's best weights
+ *     if (onnx_export_det("runs/a/weights/best.ckpt", "best.onnx", 0, &ex)) die(lupe_errmsg());
  */
 #ifndef LUPE_ONNX_H
 #define LUPE_ONNX_H
 
 #include "lupe/base.h"
+#include "lupe/det.h"
 
 #define ONNX_MAX_BYTES ((size_t)1 << 30) /* larger files are refused */
 
@@ -24,6 +28,33 @@ typedef struct onnx_info {
 /* Parses the file and summarises its graph. A file that is not an ONNX
  * model is LUPE_EFORMAT naming the file. */
 lupe_status onnx_inspect(const char *path, onnx_info *out);
+
+/* ---- export (src/onnx/export*.c; layout in docs/onnx.md) -----------------
+ * The detector as Ultralytics YOLOv8 exports it: input `images`
+ * [1, 3, H, W] float32 RGB in 0..1 (NCHW), output `output0` [1, 4 + nc, N]
+ * = det_raw_output's rows (box centre x, y, width, height in input pixels,
+ * then the sigmoid score of each class; no NMS), opset ONNX_EXPORT_OPSET,
+ * IR version 8, producer "lupe" LUPE_VERSION, Ultralytics' metadata
+ * (names, stride, imgsz, task, batch). Batch norm is folded into the
+ * convolutions. */
+#define ONNX_EXPORT_OPSET 17
+
+typedef struct onnx_export_info {
+    char scale;          /* 'n' or 's' */
+    int nc, imgsz;
+    int anchors;         /* N of output0 */
+    int nodes, initializers;
+} onnx_export_info;
+
+/* Writes the detector graph g (det_build for a, at batch 1, planned, with
+ * its weights and running statistics) to path: input is det_build's image
+ * tensor, outs its head outputs, classes the a->nc class names. info (may
+ * be NULL) gets a summary. The file appears whole or not at all. */
+lupe_status onnx_export_det_graph(const char *path, const eng_graph *g, const det_arch *a, int input,
+                                  const int outs[DET_LEVELS], const char *const *classes, onnx_export_info *info);
+/* Exports a lupe detector checkpoint (as lupe train writes; its EMA
+ * weights) at imgsz (0: the size it was trained at; any multiple of 32). */
+lupe_status onnx_export_det(const char *ckpt, const char *path, int imgsz, onnx_export_info *info);
 
 /* ---- import: ONNX models on lupe's inference engine -----------------------
  * Loads a single-input, single-output float32 model with a fixed input size
@@ -87,7 +118,7 @@ const onnx_net_stats *onnx_net_get_stats(const onnx_net *net);
 lupe_status onnx_net_run_timed(onnx_net *net, const float *input_nchw, float *output, double *step_ms);
 int onnx_net_steps(const onnx_net *net);
 /* The run-time steps, one line each: what runs (convolutions with their
- * fused activation and residual add, and oneDNN's kernel), for which node,
+ * fused activation and oneDNN's kernel), for which node,
  * the output's shape and layout. */
 void onnx_net_print_plan(const onnx_net *net, FILE *f);
 /* The same with a time per step (ms, or NULL for none) in front of each line. */

@@ -86,6 +86,16 @@ int cmd_synth(cli_ctx *ctx, int argc, char **argv);
 int cmd_version(cli_ctx *ctx, int argc, char **argv);
 int cmd_train(cli_ctx *ctx, int argc, char **argv);
 int cmd_val(cli_ctx *ctx, int argc, char **argv);
+int cmd_export(cli_ctx *ctx, int argc, char **argv);
+int cmd_models(cli_ctx *ctx, int argc, char **argv);
+int cmd_keys(cli_ctx *ctx, int argc, char **argv);
 int cmd_help(cli_ctx *ctx, int argc, char **argv);
+
+/* Registers a finished run as GROUP's next version and, when gate is set,
+ * gates it (rules NULL: the default) as `lupe models register` does
+ * (cmd_models.c); `lupe train --register` calls it too. Returns the exit
+ * code: EXIT_PARTIAL when the version stays pending. */
+int cli_models_register(cli_ctx *ctx, lupe_ws *ws, const char *run, const char *group, const char *rules, int gate,
+                        const char *by, const char *note, int threads);
 
 #endif

@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "lupe/dataset.h"
 #include "lupe/eval.h"
+#include "lupe/registry.h"
 #include "lupe/train.h"
 
 /* "90", "90s", "30m", "1.5h" -> seconds; -1 if malformed. */
@@ -160,7 +161,8 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
 {
     enum {
         O_NBS = 1000, O_CLOSE, O_OPT, O_LR0, O_LRF, O_COS, O_WORKERS, O_THREADS, O_PREC, O_VALEVERY, O_INIT,
-        O_RESUME, O_NOPREV, O_FLIPUD, O_FLIPLR, O_MOSAIC, O_SCALEAUG, O_WARMUP, O_STOPAFTER, O_NOAUG, O_PRETRAIN
+        O_RESUME, O_NOPREV, O_FLIPUD, O_FLIPLR, O_MOSAIC, O_SCALEAUG, O_WARMUP, O_STOPAFTER, O_NOAUG, O_PRETRAIN,
+        O_REGISTER, O_GATE
     };
     static const struct option opts[] = {
         {"scale", required_argument, NULL, 's'},     {"imgsz", required_argument, NULL, 'i'},
@@ -177,6 +179,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
         {"mosaic", required_argument, NULL, O_MOSAIC}, {"scale-aug", required_argument, NULL, O_SCALEAUG},
         {"warmup-epochs", required_argument, NULL, O_WARMUP}, {"stop-after", required_argument, NULL, O_STOPAFTER},
         {"no-augment", no_argument, NULL, O_NOAUG}, {"pretrain", required_argument, NULL, O_PRETRAIN},
+        {"register", required_argument, NULL, O_REGISTER}, {"gate", required_argument, NULL, O_GATE},
         {0},
     };
     int rc = cli_getopt_help("train", argc, argv);
@@ -185,7 +188,7 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
     trn_cfg_default(&c);
     c.ws_dir = ctx->workspace;
     c.quiet = ctx->quiet;
-    const char *resume_dir = NULL;
+    const char *resume_dir = NULL, *register_group = NULL, *gate_rules = NULL;
     int64_t stop_after = 0;
     pretrain_spec pre = {0};
     char *pre_init = NULL;
@@ -239,6 +242,8 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
                 return cli_usage_error("train", "--pretrain: expected synth:N or synth:N:BUDGET with N from 16 (got '%s')",
                                        optarg);
             break;
+        case O_REGISTER: register_group = optarg; break;
+        case O_GATE: gate_rules = optarg; break;
         case O_STOPAFTER: {
             int n = 0;
             bad = cli_parse_int(optarg, 1, 1 << 30, &n);
@@ -248,6 +253,17 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
         default: return cli_usage_error("train", "bad option (see lupe train --help)");
         }
         if (bad) return cli_usage_error("train", "bad value '%s' for %s", optarg, argv[optind - 1]);
+    }
+    if (gate_rules && !register_group) return cli_usage_error("train", "--gate goes with --register GROUP");
+    if (register_group) {
+        /* Found out before hours of training, not after. */
+        reg_gate_rules rules;
+        if (gate_rules && reg_gate_parse(gate_rules, &rules))
+            return cli_usage_error("train", "--gate: %s", lupe_errmsg());
+        lupe_ws *ws = NULL;
+        lupe_status wst = cli_open_ws(ctx, &ws);
+        lupe_ws_close(ws);
+        if (wst) return cli_fail("train");
     }
     char *storage = NULL;
     if (pre.count && (resume_dir || c.init))
@@ -305,8 +321,17 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
             printf("test: P %.3f  R %.3f  mAP50 %.3f  mAP50-95 %.3f\n", res.test[0], res.test[1], res.test[2],
                    res.test[3]);
     }
+    rc = EXIT_OK;
+    if (register_group && res.stopped) {
+        printf("not registered: the run has not finished\n");
+    } else if (register_group) {
+        lupe_ws *ws = NULL;
+        if (cli_open_ws(ctx, &ws)) rc = cli_fail("train");
+        else rc = cli_models_register(ctx, ws, res.dir, register_group, gate_rules, 1, NULL, NULL, c.threads);
+        lupe_ws_close(ws);
+    }
     lupe_free(res.dir);
-    return EXIT_OK;
+    return rc;
 }
 
 int cmd_val(cli_ctx *ctx, int argc, char **argv)
