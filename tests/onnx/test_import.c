@@ -13,6 +13,7 @@
 
 #include "lib/ort.h"
 #include "lib/testutil.h"
+#include "lupe/det.h"
 #include "lupe/engine.h"
 #include "lupe/onnx.h"
 #include "onnx/onnx_internal.h"
@@ -695,6 +696,77 @@ static void test_small_models_vs_ort(void **state)
     run_case("expand", 13, d5, b_fold_resize_sizes, 3);
 }
 
+/* ---- lupe's own export, imported back ------------------------------------------------------ */
+/* A YOLOv8n detector (3 classes, 96 px) with the weights planning gives
+ * and batch-norm statistics as after training, exported by lupe's exporter
+ * and imported: the imported net's output0 equals the native forward pass
+ * + det_raw_output. The two compute differently (the native graph applies
+ * batch norm after each convolution, the import has it folded into the
+ * weights; the DFL softmax and dist2bbox are the exporter's nodes), so boxes
+ * are compared in grid cells of the coarsest stride (32 px), as the export
+ * test does: 1e-4 of a cell; scores within 1e-5. */
+static void test_lupe_export_roundtrip(void **state)
+{
+    (void)state;
+    det_arch a;
+    int x, outs[DET_LEVELS];
+    assert_int_equal(det_arch_init(&a, "n", 3, 96, 1), LUPE_OK);
+    eng_graph *g = eng_graph_new("roundtrip");
+    eng_graph_set_precision(g, ENG_PREC_F32);
+    assert_int_equal(det_build(g, &a, &x, outs), LUPE_OK);
+    assert_int_equal(eng_graph_plan(g, 0), LUPE_OK);
+    eng_tensor_rec st[1024];
+    const int ns = eng_graph_state(g, st, 1024);
+    uint64_t seed = 99;
+    for (int i = 0; i < ns; i++)
+        for (size_t k = 0; k < st[i].n; k++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            const float u = (float)((seed >> 40) * (1.0 / 16777216.0));
+            if (strstr(st[i].name, "running_mean")) st[i].data[k] = 0.6f * u - 0.3f;
+            if (strstr(st[i].name, "running_var")) st[i].data[k] = 0.3f + 1.7f * u;
+            if (strstr(st[i].name, ".bn.weight")) st[i].data[k] = 0.5f + u;
+        }
+    const char *classes[] = {"scratch", "dent", "stain"};
+    const char *path = tu_path("lupe_export.onnx");
+    if (onnx_export_det_graph(path, g, &a, x, outs, classes, NULL)) fail_msg("export: %s", lupe_errmsg());
+    onnx_net *net = load_ok(path, 0);
+    const size_t n = onnx_net_output_numel(net), anchors = n / (4 + 3);
+    float *in = malloc(3 * 96 * 96 * sizeof(float)), *want = malloc(n * sizeof(float));
+    for (int i = 0; i < 3 * 96 * 96; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        in[i] = (float)((seed >> 40) * (1.0 / 16777216.0));
+    }
+    float *nhwc = eng_g_data(g, x);
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < 96 * 96; i++) nhwc[i * 3 + c] = in[c * 96 * 96 + i];
+    eng_graph_forward(g, 0);
+    const float *o[DET_LEVELS];
+    for (int l = 0; l < DET_LEVELS; l++) o[l] = eng_g_data(g, outs[l]);
+    assert_int_equal(det_raw_output(&a, o, 0, want), LUPE_OK);
+    float *got = run_ok(net, in);
+    double dbox = 0, dscore = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = fabs((double)got[i] - want[i]);
+        if (i < 4 * anchors) dbox = d > dbox ? d : dbox;
+        else dscore = d > dscore ? d : dscore;
+    }
+    const onnx_net_stats *s = onnx_net_get_stats(net);
+    print_message("# lupe's export imported: %d nodes, %d steps, %d convolutions (%d batch norms and %d activations "
+                  "fused); max |import - native|: boxes %.3g px = %.3g cells, scores %.3g\n",
+                  s->nodes, s->steps, s->convs, s->fused_bn, s->fused_act, dbox, dbox / 32, dscore);
+    assert_true(dbox / 32 <= 1e-4);
+    assert_true(dscore <= 1e-5);
+    char **names = NULL;
+    int nn = 0;
+    assert_int_equal(onnx_parse_names(onnx_net_meta(net, "names"), &names, &nn), LUPE_OK);
+    assert_int_equal(nn, 3);
+    assert_string_equal(names[1], "dent");
+    onnx_names_free(names, nn);
+    free(in), free(want), free(got);
+    onnx_net_free(net);
+    eng_graph_free(g);
+}
+
 /* ---- what lupe refuses, and says ----------------------------------------------------------- */
 static const int64_t d_small[4] = {1, 4, 8, 8};
 
@@ -886,6 +958,7 @@ int main(void)
         cmocka_unit_test(test_parse_names),
         cmocka_unit_test(test_run_no_alloc_threads),
         cmocka_unit_test(test_small_models_vs_ort),
+        cmocka_unit_test(test_lupe_export_roundtrip),
         cmocka_unit_test(test_unsupported),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_truncated_and_missing),
