@@ -81,6 +81,7 @@ int cmd_labelset(cli_ctx *ctx, int argc, char **argv);
 int cmd_label(cli_ctx *ctx, int argc, char **argv);
 int cmd_dataset(cli_ctx *ctx, int argc, char **argv);
 int cmd_import(cli_ctx *ctx, int argc, char **argv);
+int cmd_import_onnx(cli_ctx *ctx, int argc, char **argv); /* `lupe import onnx`, argv[0] = "onnx" */
 int cmd_synth(cli_ctx *ctx, int argc, char **argv);
 int cmd_version(cli_ctx *ctx, int argc, char **argv);
 int cmd_train(cli_ctx *ctx, int argc, char **argv);

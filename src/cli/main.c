@@ -76,8 +76,9 @@ static const cli_cmd commands[] = {
      "      --verdict V       for --reject/--adjust: missed_object, box_inaccurate,\n"
      "                        wrong_class or other\n"
      "      --count N         images per job (default 50)\n"},
-    {"import", cmd_import, "import labels (and their images) made by other tools",
+    {"import", cmd_import, "import labels (and their images) or an ONNX model made by other tools",
      "usage: lupe import --format F [options] PATH\n"
+     "       lupe import onnx FILE [--plan] [--json] [--threads N] [--bench RUNS] [--out COPY]\n"
      "\n"
      "Reads a label file (gt-csv, gt-manifest, coco) or folder (yolo, voc),\n"
      "ingests the images it references and adds an approved label revision\n"
@@ -97,7 +98,26 @@ static const cli_cmd commands[] = {
      "      --source NAME     source recorded on the ingested images\n"
      "      --strict          any problem fails the import and nothing is written\n"
      "\n"
-     "exit status: 0 everything imported, 3 something was skipped, 1 failure\n"},
+     "exit status: 0 everything imported, 3 something was skipped, 1 failure\n"
+     "\n"
+     "lupe import onnx FILE loads a detection model exported by another tool (a\n"
+     "YOLOv8 export by Ultralytics or torch.onnx.export: one float32 input\n"
+     "[1, 3, H, W] of fixed size, one output, opsets 7 to 21) into lupe's inference\n"
+     "engine, which checks every node, attribute, shape and weight, and prints the\n"
+     "input and output, the class names of the 'names' metadata, the operators and\n"
+     "the plan (folded nodes, fused convolutions, memory). No workspace is needed.\n"
+     "An operator or attribute lupe does not run fails naming the node; see\n"
+     "docs/onnx.md for what is supported.\n"
+     "\n"
+     "options of the onnx form:\n"
+     "  -p, --plan            also list the run-time steps (fusions, layouts, kernels);\n"
+     "                        with --bench, each step's median time\n"
+     "  -j, --json            print the summary as JSON\n"
+     "  -t, --threads N       threads for planning and --bench (default: all cores)\n"
+     "  -b, --bench RUNS      time RUNS forward passes after one warm-up run\n"
+     "  -o, --out COPY        write a copy of the validated file to COPY (atomically)\n"
+     "\n"
+     "exit status: 0 loaded, 1 the file is not a model lupe can run, 2 bad command line\n"},
     {"synth", cmd_synth, "make synthetic tag images with exact defect boxes",
      "usage: lupe synth --count N --out DIR [--seed S] [--first I] [--size WxH]\n"
      "                  [--classes scratch,dent,stain] [--min N] [--max N] [--empty F]\n"
