@@ -661,7 +661,8 @@ void onnx_net_free(onnx_net *net)
     lupe_free(net);
 }
 
-lupe_status onnx_net_load(const char *path, int threads, onnx_net **out)
+/* Loads a model from a file (buf NULL) or from n bytes named path. */
+static lupe_status load(const char *path, const uint8_t *buf, size_t n, int threads, onnx_net **out)
 {
     *out = NULL;
     if (threads > 0) eng_set_threads(threads);
@@ -669,7 +670,7 @@ lupe_status onnx_net_load(const char *path, int threads, onnx_net **out)
     onnx_net *net = lupe_calloc(1, sizeof *net);
     if (!net) return LUPE_ENOMEM;
     net->threads = c.threads;
-    lupe_status st = onnx__read(path, &c.model);
+    lupe_status st = buf ? onnx__unpack(buf, n, path, &c.model) : onnx__read(path, &c.model);
     if (st) goto out;
     c.opset = onnx__opset(c.model);
     net->stats.opset = c.opset;
@@ -705,6 +706,16 @@ out:
     ctx_cleanup(&c);
     onnx_net_free(net);
     return st;
+}
+
+lupe_status onnx_net_load(const char *path, int threads, onnx_net **out)
+{
+    return load(path, NULL, 0, threads, out);
+}
+
+lupe_status onnx_net_load_mem(const uint8_t *buf, size_t n, const char *name, int threads, onnx_net **out)
+{
+    return load(name, buf, n, threads, out);
 }
 
 const char *onnx_net_meta(const onnx_net *net, const char *key)
