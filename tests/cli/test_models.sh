@@ -144,7 +144,7 @@ expect_eq "the signature is 64 bytes" 64 "$(stat -c %s pkg/manifest.sig)"
 expect_match "the manifest records the version" '"version": 2' "$(cat pkg/manifest.json)"
 out=$(lupe models verify pkg --key release); rc=$?
 expect_eq "verify --key exits 0" 0 "$rc"
-expect_match "and says what it checked" "verified .*2 files" "$out"
+expect_match "and says what it checked" "verified .*3 files" "$out"
 out=$(cd "$T" && lupe models verify ws/pkg --pubkey "$pub"); rc=$?
 expect_eq "verify --pubkey works outside a workspace" 0 "$rc"
 
