@@ -259,7 +259,7 @@ lupe_status ox__attr_ints(ox_ctx *c, const ox_node *n, const char *name, int64_t
     if (a->n_ints > (size_t)max)
         return ox__node_err(c, n, LUPE_EUNSUPPORTED, "attribute '%s' has %zu values; lupe handles up to %d", name,
                            a->n_ints, max);
-    memcpy(out, a->ints, a->n_ints * sizeof *out);
+    if (a->n_ints) memcpy(out, a->ints, a->n_ints * sizeof *out); /* an empty list may have no array */
     *count = (int)a->n_ints;
     return LUPE_OK;
 }
@@ -271,9 +271,9 @@ lupe_status ox__attr_str(ox_ctx *c, const ox_node *n, const char *name, const ch
     if (!a) return LUPE_OK;
     lupe_status st = want_type(c, n, a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
     if (st) return st;
-    if (a->s.len >= bufsz || memchr(a->s.data, 0, a->s.len))
+    if (a->s.len >= bufsz || (a->s.len && memchr(a->s.data, 0, a->s.len)))
         return ox__node_err(c, n, LUPE_EFORMAT, "attribute '%s' is not a short string", name);
-    memcpy(buf, a->s.data, a->s.len);
+    if (a->s.len) memcpy(buf, a->s.data, a->s.len);
     buf[a->s.len] = 0;
     return LUPE_OK;
 }
@@ -559,6 +559,7 @@ static lupe_status read_graph(ox_ctx *c, onnx_net_stats *stats)
             if ((n->out[i] = ox__val_new(c, on)) < 0) return LUPE_ENOMEM;
             c->v[n->out[i]].producer = (int)k;
         }
+        if (n->out[0] < 0) return ox__node_err(c, n, LUPE_EFORMAT, "its first output has no name");
         if ((st = def->infer(c, n))) return st;
         if (n->kind == K_NONE) stats->folded++;
     }

@@ -307,7 +307,7 @@ static lupe_status plan_binary(plan *P, ox_node *n)
     ox_layout l = OX_PLAIN;
     for (int i = 0; i < 2; i++) {
         const ox_val *x = &c->v[i ? b : a];
-        if (!x->is_const && x->layout == OX_NHWC && y->rank == 4 && !memcmp(x->dims, y->dims, sizeof x->dims))
+        if (!x->is_const && x->layout == OX_NHWC && x->rank == 4 && y->rank == 4 && !memcmp(x->dims, y->dims, sizeof x->dims))
             l = OX_NHWC;
     }
     if ((st = def_out(P, n->out[0], l))) return st;
