@@ -101,6 +101,9 @@ typedef struct onnx_net_stats {
  * (eng_set_threads), otherwise it becomes the engine's setting, as
  * eng_set_threads(threads) would. Out: *out. */
 lupe_status onnx_net_load(const char *path, int threads, onnx_net **out);
+/* The same from n bytes in memory (a model inside a package); errors name
+ * them `name`. */
+lupe_status onnx_net_load_mem(const uint8_t *buf, size_t n, const char *name, int threads, onnx_net **out);
 void onnx_net_free(onnx_net *net);
 /* The input's shape: N, C, H, W. */
 void onnx_net_input_shape(const onnx_net *net, int dims[4]);

@@ -259,7 +259,7 @@ lupe_status ox__attr_ints(ox_ctx *c, const ox_node *n, const char *name, int64_t
     if (a->n_ints > (size_t)max)
         return ox__node_err(c, n, LUPE_EUNSUPPORTED, "attribute '%s' has %zu values; lupe handles up to %d", name,
                            a->n_ints, max);
-    memcpy(out, a->ints, a->n_ints * sizeof *out);
+    if (a->n_ints) memcpy(out, a->ints, a->n_ints * sizeof *out); /* an empty list may have no array */
     *count = (int)a->n_ints;
     return LUPE_OK;
 }
@@ -271,9 +271,9 @@ lupe_status ox__attr_str(ox_ctx *c, const ox_node *n, const char *name, const ch
     if (!a) return LUPE_OK;
     lupe_status st = want_type(c, n, a, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING);
     if (st) return st;
-    if (a->s.len >= bufsz || memchr(a->s.data, 0, a->s.len))
+    if (a->s.len >= bufsz || (a->s.len && memchr(a->s.data, 0, a->s.len)))
         return ox__node_err(c, n, LUPE_EFORMAT, "attribute '%s' is not a short string", name);
-    memcpy(buf, a->s.data, a->s.len);
+    if (a->s.len) memcpy(buf, a->s.data, a->s.len);
     buf[a->s.len] = 0;
     return LUPE_OK;
 }
@@ -559,6 +559,7 @@ static lupe_status read_graph(ox_ctx *c, onnx_net_stats *stats)
             if ((n->out[i] = ox__val_new(c, on)) < 0) return LUPE_ENOMEM;
             c->v[n->out[i]].producer = (int)k;
         }
+        if (n->out[0] < 0) return ox__node_err(c, n, LUPE_EFORMAT, "its first output has no name");
         if ((st = def->infer(c, n))) return st;
         if (n->kind == K_NONE) stats->folded++;
     }
@@ -661,7 +662,8 @@ void onnx_net_free(onnx_net *net)
     lupe_free(net);
 }
 
-lupe_status onnx_net_load(const char *path, int threads, onnx_net **out)
+/* Loads a model from a file (buf NULL) or from n bytes named path. */
+static lupe_status load(const char *path, const uint8_t *buf, size_t n, int threads, onnx_net **out)
 {
     *out = NULL;
     if (threads > 0) eng_set_threads(threads);
@@ -669,7 +671,7 @@ lupe_status onnx_net_load(const char *path, int threads, onnx_net **out)
     onnx_net *net = lupe_calloc(1, sizeof *net);
     if (!net) return LUPE_ENOMEM;
     net->threads = c.threads;
-    lupe_status st = onnx__read(path, &c.model);
+    lupe_status st = buf ? onnx__unpack(buf, n, path, &c.model) : onnx__read(path, &c.model);
     if (st) goto out;
     c.opset = onnx__opset(c.model);
     net->stats.opset = c.opset;
@@ -705,6 +707,16 @@ out:
     ctx_cleanup(&c);
     onnx_net_free(net);
     return st;
+}
+
+lupe_status onnx_net_load(const char *path, int threads, onnx_net **out)
+{
+    return load(path, NULL, 0, threads, out);
+}
+
+lupe_status onnx_net_load_mem(const uint8_t *buf, size_t n, const char *name, int threads, onnx_net **out)
+{
+    return load(name, buf, n, threads, out);
 }
 
 const char *onnx_net_meta(const onnx_net *net, const char *key)

@@ -290,6 +290,8 @@ static lupe_status op_reshape(ox_ctx *c, ox_node *n)
             continue;
         }
         if (shape[i] < 0) return ox__node_err(c, n, LUPE_EFORMAT, "shape has the negative dimension %lld", (long long)shape[i]);
+        if (shape[i] && known > OX_MAX_ELEMS / shape[i])
+            return ox__node_err(c, n, LUPE_EFORMAT, "shape has more than 2^31 elements");
         known *= shape[i];
     }
     if (infer >= 0) {
@@ -840,8 +842,13 @@ static lupe_status op_slice(ox_ctx *c, ox_node *n)
         int a;
         if ((st = norm_axis(c, n, na >= 0 ? axes[i] : i, x->rank, &a))) return st;
         if (seen[a]++) return ox__node_err(c, n, LUPE_EFORMAT, "axis %d is sliced twice", a);
-        const int64_t dim = x->dims[a], s = nst >= 0 ? steps[i] : 1;
+        const int64_t dim = x->dims[a];
+        int64_t s = nst >= 0 ? steps[i] : 1;
         if (s == 0) return ox__node_err(c, n, LUPE_EFORMAT, "step 0 on axis %d", a);
+        /* A step longer than the axis takes one element, as one of the
+         * axis's length does (and keeps -s and the sums below in range). */
+        if (s > dim + 1) s = dim + 1;
+        if (s < -(dim + 1)) s = -(dim + 1);
         int64_t b = starts[i], e = ends[i];
         /* ONNX's clamping: negative counts from the end; then into
          * [0, dim] going forward and [-1, dim - 1] going backward. */

@@ -307,7 +307,7 @@ static lupe_status plan_binary(plan *P, ox_node *n)
     ox_layout l = OX_PLAIN;
     for (int i = 0; i < 2; i++) {
         const ox_val *x = &c->v[i ? b : a];
-        if (!x->is_const && x->layout == OX_NHWC && y->rank == 4 && !memcmp(x->dims, y->dims, sizeof x->dims))
+        if (!x->is_const && x->layout == OX_NHWC && x->rank == 4 && y->rank == 4 && !memcmp(x->dims, y->dims, sizeof x->dims))
             l = OX_NHWC;
     }
     if ((st = def_out(P, n->out[0], l))) return st;
@@ -657,6 +657,17 @@ lupe_status ox__plan(ox_ctx *c, onnx_net *net)
     for (int k = 0; k < c->nn; k++)
         if ((st = plan_node(&P, &c->n[k]))) goto out;
 
+    /* A step that writes no elements (a Split part or Slice of size 0, and
+     * what follows from it) has nothing to do; the kernels assume work. */
+    int kept = 0;
+    for (int i = 0; i < P.nsteps; i++) {
+        if (c->v[P.steps[i].out].numel == 0) {
+            ox__step_cleanup(&P.steps[i]);
+            continue;
+        }
+        P.steps[kept++] = P.steps[i];
+    }
+    P.nsteps = kept;
     /* Lifetimes: the input is written before step 0, the output read after
      * the last one. */
     for (int i = 0; i < P.nsteps; i++) {

@@ -10,6 +10,8 @@
 
 /* Reads and unpacks path; free with onnx__model_free. */
 lupe_status onnx__read(const char *path, Onnx__ModelProto **out);
+/* Unpacks n bytes (errors name them `name`); free with onnx__model_free. */
+lupe_status onnx__unpack(const uint8_t *buf, size_t n, const char *name, Onnx__ModelProto **out);
 void onnx__model_free(Onnx__ModelProto *m);
 /* Packs m and writes it atomically to path. */
 lupe_status onnx__write(const char *path, const Onnx__ModelProto *m);

@@ -38,7 +38,7 @@ static void part(int64_t rows, int t, int nt, int64_t *lo, int64_t *hi)
 #define TEAM_T omp_get_thread_num()
 #define TEAM_N omp_get_num_threads()
 #else
-#define TEAM(nt)
+#define TEAM(nt) (void)(nt);
 #define TEAM_T 0
 #define TEAM_N 1
 #endif

@@ -27,6 +27,22 @@ static void pb_free(void *ud, void *p)
 
 static ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, NULL};
 
+lupe_status onnx__unpack(const uint8_t *buf, size_t n, const char *name, Onnx__ModelProto **out)
+{
+    *out = NULL;
+    if (n > ONNX_MAX_BYTES) return lupe_err(LUPE_ELIMIT, "%s: %zu bytes, over the 1 GiB cap", name, n);
+    pb_failed = 0;
+    Onnx__ModelProto *m = onnx__model_proto__unpack(&pb_allocator, n, buf);
+    if (!m && pb_failed) return lupe_err(LUPE_ENOMEM, "%s: out of memory unpacking the model", name);
+    if (!m) return lupe_err(LUPE_EFORMAT, "%s: not an ONNX model (the %zu bytes are not a valid ModelProto message)", name, n);
+    if (!m->graph) {
+        onnx__model_free(m);
+        return lupe_err(LUPE_EFORMAT, "%s: ONNX model without a graph", name);
+    }
+    *out = m;
+    return LUPE_OK;
+}
+
 lupe_status onnx__read(const char *path, Onnx__ModelProto **out)
 {
     uint8_t *buf = NULL;
@@ -34,17 +50,9 @@ lupe_status onnx__read(const char *path, Onnx__ModelProto **out)
     *out = NULL;
     lupe_status st = lupe_file_read(path, ONNX_MAX_BYTES, &buf, &n);
     if (st) return st;
-    pb_failed = 0;
-    Onnx__ModelProto *m = onnx__model_proto__unpack(&pb_allocator, n, buf);
+    st = onnx__unpack(buf, n, path, out);
     lupe_free(buf);
-    if (!m && pb_failed) return lupe_err(LUPE_ENOMEM, "%s: out of memory unpacking the model", path);
-    if (!m) return lupe_err(LUPE_EFORMAT, "%s: not an ONNX model (the %zu bytes are not a valid ModelProto message)", path, n);
-    if (!m->graph) {
-        onnx__model_free(m);
-        return lupe_err(LUPE_EFORMAT, "%s: ONNX model without a graph", path);
-    }
-    *out = m;
-    return LUPE_OK;
+    return st;
 }
 
 void onnx__model_free(Onnx__ModelProto *m)
