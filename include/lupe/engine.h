@@ -180,6 +180,41 @@ size_t eng_graph_arena_bytes(const eng_graph *g);
  * every graph tensor must be present with the same size. */
 lupe_status eng_graph_load(eng_graph *g, const eng_ckpt *c);
 
+/* ---- reading a built graph (exporters) -----------------------------------
+ * The nodes in execution order, read-only: each node's kind, tensors,
+ * attributes and parameters, so a writer of another format (ONNX) walks
+ * the network that was built instead of keeping a second copy of it.
+ * Tensor ids are 0 .. eng_graph_tensors() - 1, each the output of exactly
+ * one node; parameter and running-statistic values are there once planned
+ * (NULL before).
+ *     for (int i = 0; i < eng_graph_nodes(g); i++) {
+ *         eng_node_info nd;
+ *         eng_graph_node(g, i, &nd);
+ *         if (nd.op == ENG_OP_CONV) write_conv(nd.name, nd.in[0], nd.out, &nd.conv, nd.w, nd.b);
+ *     } */
+typedef enum {
+    ENG_OP_INPUT, ENG_OP_CONV, ENG_OP_BN, ENG_OP_SILU, ENG_OP_SIGMOID, ENG_OP_ADD, ENG_OP_CONCAT, ENG_OP_SLICE,
+    ENG_OP_MAXPOOL, ENG_OP_UPSAMPLE2, ENG_OP_BN_SILU,
+} eng_op;
+typedef struct eng_node_info {
+    eng_op op;
+    const char *name;          /* the layer's name ("model.0.conv"), or kind.index ("add.31") */
+    int nin;
+    const int *in;             /* nin input tensor ids */
+    int out;                   /* output tensor id */
+    eng_conv_dims conv;        /* ENG_OP_CONV: shapes, stride, padding, groups */
+    int k;                     /* ENG_OP_MAXPOOL: kernel (stride 1, padding k/2) */
+    int c0;                    /* ENG_OP_SLICE: first channel (the output's width is the count) */
+    float eps;                 /* batch norm */
+    const char *wname, *bname; /* parameter names ("model.0.conv.weight"); bname NULL without bias */
+    const float *w, *b;        /* conv weight (OHWI) and bias (NULL if none); batch norm gamma and beta */
+    const float *rmean, *rvar; /* batch norm running statistics */
+} eng_node_info;
+int eng_graph_nodes(const eng_graph *g);
+int eng_graph_tensors(const eng_graph *g);
+/* Node i (0 <= i < eng_graph_nodes(g)); the pointers live as long as g. */
+void eng_graph_node(const eng_graph *g, int i, eng_node_info *out);
+
 /* ---- parameters, optimizers, schedules ----------------------------------
  * Parameters come in YOLOv8's three groups: weights with decay, norm
  * weights without, and biases without (biases also warm up differently).

@@ -535,3 +535,41 @@ lupe_status eng_graph_load(eng_graph *g, const eng_ckpt *c)
     lupe_free(recs);
     return st;
 }
+
+int eng_graph_nodes(const eng_graph *g)
+{
+    return g->nn;
+}
+
+int eng_graph_tensors(const eng_graph *g)
+{
+    return g->nt;
+}
+
+void eng_graph_node(const eng_graph *g, int i, eng_node_info *out)
+{
+    const g_node *nd = &g->nodes[i];
+    memset(out, 0, sizeof *out);
+    out->op = (eng_op)nd->op;
+    out->name = nd->name;
+    out->nin = nd->nin;
+    out->in = nd->in;
+    out->out = nd->out;
+    if (nd->op == OP_CONV) out->conv = nd->cd;
+    out->k = nd->k;
+    out->c0 = nd->c0;
+    out->eps = nd->eps;
+    if (nd->p0 >= 0) {
+        out->wname = g->p[nd->p0].name;
+        if (g->arena) out->w = g->arena + g->p[nd->p0].off;
+    }
+    if (nd->p1 >= 0) {
+        out->bname = g->p[nd->p1].name;
+        if (g->arena) out->b = g->arena + g->p[nd->p1].off;
+    }
+    if (graph__has_bn(nd->op) && g->arena) {
+        size_t s = align_up((size_t)g->t[nd->in[0]].c);
+        out->rmean = g->arena + nd->st_off + 2 * s;
+        out->rvar = g->arena + nd->st_off + 3 * s;
+    }
+}

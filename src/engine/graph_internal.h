@@ -9,7 +9,20 @@
 
 #define G_MAX_IN 8
 
-enum { OP_INPUT, OP_CONV, OP_BN, OP_SILU, OP_SIGMOID, OP_ADD, OP_CONCAT, OP_SLICE, OP_MAXPOOL, OP_UP2, OP_BN_SILU };
+/* The public kinds, under the short names the engine's files use. */
+enum {
+    OP_INPUT = ENG_OP_INPUT,
+    OP_CONV = ENG_OP_CONV,
+    OP_BN = ENG_OP_BN,
+    OP_SILU = ENG_OP_SILU,
+    OP_SIGMOID = ENG_OP_SIGMOID,
+    OP_ADD = ENG_OP_ADD,
+    OP_CONCAT = ENG_OP_CONCAT,
+    OP_SLICE = ENG_OP_SLICE,
+    OP_MAXPOOL = ENG_OP_MAXPOOL,
+    OP_UP2 = ENG_OP_UPSAMPLE2,
+    OP_BN_SILU = ENG_OP_BN_SILU,
+};
 
 /* Ops with batch-norm parameters and state (mean, invstd, running stats). */
 static inline int graph__has_bn(int op)
