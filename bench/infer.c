@@ -130,6 +130,7 @@ static int child(char **av)
             fill_random(inf_model_input(m), n, 1); /* the plan reuses the input's memory */
         }
         if (getenv("BENCH_PROFILE")) inf_model_profile(m, runs, stderr);
+        if (getenv("BENCH_DESCRIBE")) inf_model_describe(m, stderr);
         inf_model_free(m);
     }
     qsort(t, (size_t)runs, sizeof *t, cmp_d);
@@ -138,6 +139,77 @@ static int child(char **av)
     printf("RESULT %.3f %.3f %.3f %.3f %ld\n", quantile(t, runs, 0.5), quantile(t, runs, 0.9), quantile(t, runs, 0.99),
            t[0], ru.ru_maxrss);
     free(t);
+    return 0;
+}
+
+/* ---- same weights? ---------------------------------------------------------
+ * lupe f32 and ONNX Runtime on one image; lupe's head outputs decoded into
+ * Ultralytics' [4 + nc, N] layout (DFL expectation, boxes as centre and size
+ * in pixels, sigmoid scores) and compared. Prints "CHECK boxdiff scorediff". */
+static int check(const char *model, const char *onnx, int imgsz)
+{
+    char why[512];
+    if (lupe_base_init()) return 1;
+    inf_opts o;
+    inf_opts_default(&o);
+    o.imgsz = imgsz, o.threads = 1;
+    inf_model *m = NULL;
+    if (inf_model_open(model, &o, &m)) {
+        printf("SKIP %s\n", lupe_errmsg());
+        return 0;
+    }
+    ort_session *s = ort_open(onnx, 1, why, sizeof why);
+    if (!s) {
+        printf("SKIP %s\n", why);
+        return 0;
+    }
+    const int S = imgsz, nc = inf_model_arch(m)->nc;
+    float *nhwc = inf_model_input(m), *nchw = malloc(sizeof(float) * 3 * S * S);
+    fill_random(nchw, (size_t)3 * S * S, 5);
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < S * S; i++) nhwc[(size_t)i * 3 + c] = nchw[(size_t)c * S * S + i];
+    float *out = NULL;
+    int64_t shape[4] = {1, 3, S, S}, osh[8];
+    int orank = 0;
+    if (inf_model_run(m) || ort_run(s, nchw, shape, 4, &out, osh, &orank, why, sizeof why)) {
+        printf("SKIP %s\n", why);
+        return 0;
+    }
+    int N = 0;
+    for (int l = 0; l < DET_LEVELS; l++) N += (S >> (3 + l)) * (S >> (3 + l));
+    if (orank != 3 || osh[1] != 4 + nc || osh[2] != N) {
+        printf("SKIP the ONNX output is not [1, %d, %d]\n", 4 + nc, N);
+        return 0;
+    }
+    double db = 0, ds = 0;
+    int j = 0;
+    for (int l = 0; l < DET_LEVELS; l++) {
+        const int g = S >> (3 + l), C = 4 * DET_REG_MAX + nc;
+        const float *o8 = inf_model_output(m, l), stride = (float)(8 << l);
+        for (int y = 0; y < g; y++)
+            for (int x = 0; x < g; x++, j++) {
+                const float *a = o8 + ((size_t)y * g + x) * C;
+                float d[4];
+                for (int side = 0; side < 4; side++) {
+                    const float *b = a + side * DET_REG_MAX;
+                    float mx = b[0], e = 0, w = 0;
+                    for (int k = 1; k < DET_REG_MAX; k++) mx = b[k] > mx ? b[k] : mx;
+                    for (int k = 0; k < DET_REG_MAX; k++) w += expf(b[k] - mx), e += k * expf(b[k] - mx);
+                    d[side] = e / w;
+                }
+                const float ax = x + 0.5f, ay = y + 0.5f;
+                const float mine[4] = {(ax - d[0] + ax + d[2]) / 2 * stride, (ay - d[1] + ay + d[3]) / 2 * stride,
+                                       (d[0] + d[2]) * stride, (d[1] + d[3]) * stride};
+                for (int r = 0; r < 4; r++) db = fmax(db, fabs(mine[r] - out[(size_t)r * N + j]));
+                for (int c = 0; c < nc; c++)
+                    ds = fmax(ds, fabs(1 / (1 + expf(-a[4 * DET_REG_MAX + c])) - out[(size_t)(4 + c) * N + j]));
+            }
+    }
+    printf("CHECK %.3g %.3g\n", db, ds);
+    free(out);
+    free(nchw);
+    ort_close(s);
+    inf_model_free(m);
     return 0;
 }
 
@@ -226,6 +298,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     if (argc >= 11 && !strcmp(argv[1], "--child")) return child(argv + 2);
+    if (argc == 5 && !strcmp(argv[1], "--check")) return check(argv[2], argv[3], atoi(argv[4]));
     const char *model = NULL, *onnx = "", *calib = NULL, *threads_s = "1,2", *precs = "f32,bf16,int8";
     int imgsz = 480, runs = 50, batch = 8;
     for (int i = 1; i < argc; i++) {
@@ -295,6 +368,20 @@ int main(int argc, char **argv)
     printf("onnx:    %s\n", *onnx ? onnx : "none given (--onnx FILE): ONNX Runtime not measured");
     fflush(stdout);
 
+    if (*onnx) {
+        char cmd[9000], line[1024];
+        snprintf(cmd, sizeof cmd, "'%s' --check '%s' '%s' %d 2>&1", self, model, onnx, imgsz);
+        FILE *p = popen(cmd, "r");
+        double db = -1, ds = -1;
+        while (p && fgets(line, sizeof line, p))
+            if (sscanf(line, "CHECK %lf %lf", &db, &ds) != 2 && !strncmp(line, "SKIP ", 5))
+                printf("check:   not made: %s", line + 5);
+        if (p) pclose(p);
+        if (db >= 0)
+            printf("check:   lupe f32 and ONNX Runtime on one random image: boxes within %.3g px, scores within %.3g\n"
+                   "         (the same weights; larger differences mean --onnx is another model)\n",
+                   db, ds);
+    }
     int nth = 0, th[8];
     for (const char *p = threads_s; *p && nth < 8;) {
         th[nth++] = atoi(p);

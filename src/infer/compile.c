@@ -24,7 +24,7 @@
 
 #include "infer/infer_internal.h"
 
-enum { K_CONV, K_CONCAT, K_ADD, K_POOL, K_UP2, K_COPY };
+enum { K_CONV, K_CONCAT, K_ADD, K_POOL, K_UP2, K_COPY, K_NONE };
 
 #define MAX_IN 8
 
@@ -33,6 +33,7 @@ typedef struct op_rec {
     int in[MAX_IN], nin, out;
     int k;      /* pooling kernel */
     int conv;   /* K_CONV: index of m->cv */
+    int res;    /* K_CONV with a fused residual: the value added (-1 none) */
 } op_rec;
 
 typedef struct cstate {
@@ -92,6 +93,7 @@ static int add_op(cstate *cs, int kind, const int *in, int nin, int out)
     o->nin = nin;
     o->out = out;
     o->conv = -1;
+    o->res = -1;
     cs->m->v[out].producer = kind;
     return cs->nops++;
 }
@@ -290,10 +292,54 @@ static void unite(inf_model *m, int a, int b)
     if (a != b) m->v[b].root = a;
 }
 
-/* Values whose storage is a strided view of another's. */
+/* Values whose storage is a strided view of another's (an alias of a
+ * whole dense value is not). */
 static int strided(const inf_model *m, int v)
 {
-    return m->v[v].view_of >= 0 || m->v[v].place_in >= 0;
+    const inf__val *x = &m->v[v];
+    if (x->place_in >= 0) return 1;
+    if (x->view_of < 0) return 0;
+    return x->c0 != 0 || x->c != m->v[x->view_of].c || strided(m, x->view_of);
+}
+
+/* Residual adds folded into the convolution that computes their other
+ * operand, as a sum post-op. It fits where the residual is a slice that
+ * convolutions read through a dense copy (C2f's first bottleneck reads its
+ * half of cv1's output so), that copy has no reader after the convolution,
+ * and the convolution's output feeds only the add: the convolution then
+ * writes residual + SiLU(conv) over the copy, and the add and the tensor
+ * it consumed disappear. (Where the residual is a dense tensor read later,
+ * as in a C2f's second bottleneck, the add stays, written straight into
+ * the concatenation.) */
+static void fuse_adds(cstate *cs, const int *uses)
+{
+    inf_model *m = cs->m;
+    for (int i = 0; i < cs->nops; i++) {
+        op_rec *o = &cs->ops[i];
+        if (o->kind != K_ADD || cs->is_out_val[o->out]) continue;
+        for (int side = 0; side < 2; side++) {
+            const int res = o->in[side], h = o->in[1 - side];
+            if (res == h || uses[h] != 1 || cs->is_out_val[h] || m->v[h].producer != K_CONV) continue;
+            if (m->v[res].view_of < 0 || m->v[res].dt != m->v[h].dt || m->v[o->out].dt != m->v[h].dt) continue;
+            int ci = -1;
+            for (int j = 0; j < i; j++)
+                if (cs->ops[j].kind == K_CONV && cs->ops[j].out == h) ci = j;
+            if (ci < 0) continue;
+            int late = 0; /* a convolution reading the residual's dense copy after ci */
+            for (int j = ci; j < cs->nops; j++)
+                if (cs->ops[j].kind == K_CONV && cs->ops[j].in[0] == res) late = 1;
+            if (late) continue;
+            op_rec *c = &cs->ops[ci];
+            c->out = o->out;
+            c->res = res;
+            m->cv[c->conv].dst = o->out;
+            m->cv[c->conv].sum = 1;
+            m->v[o->out].producer = K_CONV;
+            m->v[h].gt = -1; /* never computed: nothing to calibrate */
+            o->kind = K_NONE;
+            break;
+        }
+    }
 }
 
 /* Pass 3: concatenation members written in place. */
@@ -361,9 +407,18 @@ static lupe_status emit_steps(cstate *cs)
     for (int i = 0; i < cs->nops; i++) {
         const op_rec *o = &cs->ops[i];
         switch (o->kind) {
+        case K_NONE: break;
         case K_CONV: {
             inf__conv *c = &m->cv[o->conv];
             if (strided(m, c->src) && (st = dense_twin(m, c->src, &c->src))) return st;
+            if (o->res >= 0) {
+                /* The output is the residual's dense copy, overwritten. */
+                int t;
+                if ((st = dense_twin(m, o->res, &t))) return st;
+                m->v[o->out].view_of = t;
+                m->v[o->out].c0 = 0;
+                unite(m, t, o->out);
+            }
             if ((st = add_step(m, ST_CONV, c->src, -1, o->out))) return st;
             m->s[m->ns - 1].conv = o->conv;
             m->s[m->ns - 1].observe = 1;
@@ -393,26 +448,48 @@ static lupe_status emit_steps(cstate *cs)
                 const int mv = o->in[k];
                 if (m->v[mv].place_in == o->out && m->v[mv].place_off == off) {
                     unite(m, o->out, mv);
-                } else {
-                    /* A region of the concatenation to copy the member into. */
-                    int s[4];
-                    val_shape(&m->v[mv], s);
-                    char name[INF__NAME];
-                    snprintf(name, sizeof name, "%.80s[%d]", m->v[o->out].name, k);
-                    int r = new_val(m, s, -1, name);
-                    if (r < 0) return LUPE_ENOMEM;
-                    m->v[r].dt = m->v[o->out].dt;
-                    m->v[r].place_in = o->out, m->v[r].place_off = off;
-                    m->v[r].producer = K_COPY;
-                    unite(m, o->out, r);
-                    /* The member shares the concatenation's int8 scale, so
-                     * the copy is a memcpy: requantizing copies took 1.5 ms
-                     * of YOLOv8n's 11 at 480, and sharing cost no measured
-                     * accuracy (docs/inference.md). */
-                    unite(m, o->out, mv);
-                    if ((st = add_step(m, ST_COPY, mv, -1, r))) return st;
+                    off += m->v[mv].c;
+                    continue;
                 }
-                off += m->v[mv].c;
+                /* Members that are adjacent slices of one tensor (C2f's
+                 * two halves) are copied together, in one pass. */
+                int src = mv, k1 = k, cc = m->v[mv].c;
+                while (m->v[mv].view_of >= 0 && k1 + 1 < o->nin) {
+                    const inf__val *nx = &m->v[o->in[k1 + 1]];
+                    if (nx->view_of != m->v[mv].view_of || nx->c0 != m->v[mv].c0 + cc || nx->place_in >= 0) break;
+                    cc += nx->c;
+                    k1++;
+                }
+                int s[4];
+                val_shape(&m->v[mv], s);
+                s[3] = cc;
+                char name[INF__NAME];
+                if (k1 > k) {
+                    snprintf(name, sizeof name, "%.70s[%d-%d]", m->v[o->out].name, k, k1);
+                    int vw = new_val(m, s, -1, name);
+                    if (vw < 0) return LUPE_ENOMEM;
+                    m->v[vw].view_of = m->v[mv].view_of, m->v[vw].c0 = m->v[mv].c0;
+                    m->v[vw].dt = m->v[mv].dt, m->v[vw].producer = K_COPY;
+                    src = vw;
+                    for (int q = k; q <= k1; q++) unite(m, o->out, o->in[q]);
+                } else {
+                    snprintf(name, sizeof name, "%.80s[%d]", m->v[o->out].name, k);
+                }
+                /* A region of the concatenation to copy the member(s) into. */
+                int r = new_val(m, s, -1, name);
+                if (r < 0) return LUPE_ENOMEM;
+                m->v[r].dt = m->v[o->out].dt;
+                m->v[r].place_in = o->out, m->v[r].place_off = off;
+                m->v[r].producer = K_COPY;
+                unite(m, o->out, r);
+                /* The member shares the concatenation's int8 scale, so the
+                 * copy is a memcpy: requantizing copies took 1.5 ms of
+                 * YOLOv8n's 11 at 480, and sharing cost no measured
+                 * accuracy (docs/inference.md). */
+                unite(m, o->out, src);
+                if ((st = add_step(m, ST_COPY, src, -1, r))) return st;
+                off += cc;
+                k = k1;
             }
             break;
         }
@@ -430,8 +507,8 @@ static float amax_of(cstate *cs, int v, int depth)
     inf_model *m = cs->m;
     const inf__val *vv = &m->v[v];
     if (depth > 64) return 0;
-    if (vv->view_of >= 0) return amax_of(cs, vv->view_of, depth + 1);
     const inf__range *r = vv->gt >= 0 && vv->name[0] ? inf__calib_find(cs->calib, vv->name) : NULL;
+    if (!r && vv->view_of >= 0) return amax_of(cs, vv->view_of, depth + 1);
     if (r) {
         if (m->pct > 0) {
             for (int i = 0; i < 3; i++)
@@ -639,6 +716,12 @@ static lupe_status compile(cstate *cs, int input, const int outs[DET_LEVELS])
     for (int l = 0; l < DET_LEVELS; l++) cs->is_out_val[m->outs[l]] = 1;
     cs->is_out_val[m->input] = 1;
     assign_types(cs);
+    int *uses = lupe_calloc((size_t)m->nv, sizeof *uses);
+    if (!uses) return LUPE_ENOMEM;
+    for (int i = 0; i < cs->nops; i++)
+        for (int k = 0; k < cs->ops[i].nin; k++) uses[cs->ops[i].in[k]]++;
+    fuse_adds(cs, uses);
+    lupe_free(uses);
     place_members(cs);
     if ((st = emit_steps(cs))) return st;
     if ((st = assign_scales(cs))) return st;

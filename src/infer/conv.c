@@ -12,7 +12,9 @@
  * x = x_q * sx, w = w_q * sw[o], y = y_q * sy:
  *     bias given = b / (sx * sw[o]),  output scale = sx * sw[o],
  *     SiLU post-op with scale 1 / sy (applied after the activation),
- * and without an activation the output scale is sx * sw[o] / sy.
+ * and without an activation the output scale is sx * sw[o] / sy. A fused
+ * residual is a sum post-op with scale 1: the destination's previous
+ * contents, in units of sy, are added last.
  */
 #include <math.h>
 #include <string.h>
@@ -134,6 +136,9 @@ lupe_status inf__conv_create(inf_model *m, int i)
         DN(dnnl_primitive_attr_set_output_scales(attr, d->o, 1 << 1, oscale), what);
     }
     if (c->act) DN(dnnl_post_ops_append_eltwise(po, act_scale, dnnl_eltwise_swish, 1.0f, 0.0f), what);
+    /* A residual: the destination holds it (in the destination's type and
+     * int8 scale, which the planner made the same) before the call. */
+    if (c->sum) DN(dnnl_post_ops_append_sum(po, 1.0f), what);
     DN(dnnl_primitive_attr_set_post_ops(attr, po), what);
 
     dnnl_convolution_desc_t cd;

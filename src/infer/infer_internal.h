@@ -52,6 +52,7 @@ typedef struct inf__buf {
 typedef struct inf__conv {
     eng_conv_dims d;
     int act;               /* 1: SiLU */
+    int sum;               /* 1: adds the destination's previous contents (a residual) after the SiLU */
     float *w, *b;          /* folded f32 OHWI weights and bias (freed once the kernel has them) */
     int src, dst;          /* values */
     dnnl_primitive_t p;

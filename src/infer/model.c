@@ -428,7 +428,7 @@ void inf_model_describe(const inf_model *m, FILE *f)
         if (o->ld != o->c) fprintf(f, " [%d of %d]", o->off, o->ld);
         if (s->kind == ST_CONV) {
             const inf__conv *c = &m->cv[s->conv];
-            fprintf(f, " k%d s%d%s %s", c->d.kh, c->d.sh, c->act ? " silu" : "", c->impl);
+            fprintf(f, " k%d s%d%s%s %s", c->d.kh, c->d.sh, c->act ? " silu" : "", c->sum ? " +residual" : "", c->impl);
         }
         fputc('\n', f);
     }

@@ -336,6 +336,214 @@ static void test_int8(void **state)
     check_low(INF_INT8, 0.25, 0.1);
 }
 
+/* The graph's state as a lupe detector checkpoint at path. */
+static void save_ckpt(net *t, const char *path)
+{
+    eng_tensor_rec recs[1024];
+    int n = eng_graph_state(t->g, recs, 1024);
+    char meta[256];
+    snprintf(meta, sizeof meta,
+             "{\"format\": \"lupe-detector\", \"arch\": {\"family\": \"yolov8\", \"scale\": \"n\", \"nc\": %d, "
+             "\"imgsz\": %d}, \"classes\": [\"scratch\", \"dent\", \"stain\"]}",
+             t->a.nc, t->a.imgsz);
+    assert_int_equal(eng_ckpt_save(path, meta, recs, (size_t)n), LUPE_OK);
+}
+
+static int same_outputs(inf_model *a, inf_model *b)
+{
+    const det_arch *x = inf_model_arch(a);
+    for (int l = 0; l < DET_LEVELS; l++) {
+        size_t n = (size_t)x->batch * (x->imgsz >> (3 + l)) * (x->imgsz >> (3 + l)) * (4 * DET_REG_MAX + x->nc);
+        if (memcmp(inf_model_output(a, l), inf_model_output(b, l), n * sizeof(float))) return 0;
+    }
+    return 1;
+}
+
+/* A checkpoint (or its run folder) opens into the same model as the graph
+ * it came from; int8's calibration is found next to it, refused when made
+ * for another model, and round-trips through its file unchanged. */
+static void test_checkpoint_and_calibration(void **state)
+{
+    (void)state;
+    net t;
+    net_init(&t, 3, 64, 1);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", tu_path("run/weights"));
+    assert_int_equal(lupe_mkdirs(dir), LUPE_OK);
+    char ck[4200], run[4200];
+    snprintf(ck, sizeof ck, "%s/best.ckpt", dir);
+    snprintf(run, sizeof run, "%s", tu_path("run"));
+    save_ckpt(&t, ck);
+    const size_t n = (size_t)64 * 64 * 3;
+    float *images = malloc(n * sizeof *images);
+    random_images(images, n);
+
+    inf_model *g = open_graph(&t, INF_F32, 1, NULL), *m = NULL;
+    inf_opts o;
+    inf_opts_default(&o);
+    o.threads = 1;
+    assert_int_equal(inf_model_open(run, &o, &m), LUPE_OK);
+    assert_string_equal(inf_model_path(m), ck);
+    assert_string_equal(inf_model_classes(m)[2], "stain");
+    assert_int_equal(inf_model_arch(m)->imgsz, 64);
+    run_on(g, images);
+    run_on(m, images);
+    assert_true(same_outputs(g, m));
+
+    /* int8: no calibration yet. */
+    inf_model *q = NULL;
+    o.precision = INF_INT8;
+    assert_int_equal(inf_model_open(ck, &o, &q), LUPE_ENOTFOUND);
+    assert_non_null(strstr(lupe_errmsg(), "best.calib"));
+    assert_non_null(strstr(lupe_errmsg(), "--calib"));
+
+    /* A calibration of the graph (no checkpoint behind it) is another
+     * model's as far as the checkpoint can tell. */
+    inf_calib *cg = NULL;
+    assert_int_equal(inf_calib_new(g, &cg), LUPE_OK);
+    random_images(inf_model_input(g), n);
+    assert_int_equal(inf_calib_add(cg, 1), LUPE_OK);
+    char cpath[4200];
+    snprintf(cpath, sizeof cpath, "%s/best.calib", dir);
+    char *want = inf_calib_path(ck);
+    assert_string_equal(want, cpath);
+    lupe_free(want);
+    assert_int_equal(inf_calib_save(cg, cpath, "test"), LUPE_OK);
+    assert_int_equal(inf_model_open(ck, &o, &q), LUPE_EVERIFY);
+    assert_non_null(strstr(lupe_errmsg(), "another model"));
+
+    /* The checkpoint's own calibration, through files. */
+    inf_calib *c = NULL, *back = NULL;
+    assert_int_equal(inf_calib_new(m, &c), LUPE_OK);
+    const char *files[3];
+    char f[3][4200];
+    for (int i = 0; i < 3; i++) {
+        lupe_img *im = lupe_img_new(90 + 7 * i, 60, 3);
+        for (size_t k = 0; k < (size_t)im->w * im->h * 3; k++) im->data[k] = (uint8_t)(urand() * 256);
+        char name[32];
+        snprintf(name, sizeof name, "c%d.png", i);
+        snprintf(f[i], sizeof f[i], "%s", tu_path(name));
+        assert_int_equal(lupe_img_save(im, f[i]), LUPE_OK);
+        lupe_img_free(im);
+        files[i] = f[i];
+    }
+    assert_int_equal(inf_calib_add_files(c, files, 3), LUPE_OK);
+    assert_int_equal(inf_calib_images(c), 3);
+    const char *missing = tu_path("nothere.jpg");
+    assert_int_not_equal(inf_calib_add_files(c, &missing, 1), LUPE_OK);
+    assert_non_null(strstr(lupe_errmsg(), "nothere.jpg"));
+    assert_int_equal(inf_calib_save(c, cpath, "three noise images"), LUPE_OK);
+    assert_int_equal(inf_calib_load(cpath, &back), LUPE_OK);
+    inf_calib_free(back);
+    back = NULL;
+    assert_int_equal(inf_model_open(ck, &o, &q), LUPE_OK);
+    inf_model *q2 = NULL;
+    assert_int_equal(inf_model_from_graph(t.g, &t.a, t.x, t.outs, &o, c, NULL, &q2), LUPE_OK);
+    run_on(q, images);
+    run_on(q2, images);
+    assert_true(same_outputs(q, q2)); /* the file holds exactly what was collected */
+
+    /* Damaged metadata: not a detector. */
+    static char xname[] = "x";
+    eng_tensor_rec r = {.name = xname, .ndim = 1, .dims = {1}, .n = 1, .data = images};
+    const char *junk = tu_path("junk.ckpt");
+    assert_int_equal(eng_ckpt_save(junk, "{}", &r, 1), LUPE_OK);
+    o.precision = INF_F32;
+    inf_model *q3 = NULL;
+    assert_int_equal(inf_model_open(junk, &o, &q3), LUPE_EFORMAT);
+    assert_non_null(strstr(lupe_errmsg(), "junk.ckpt"));
+    assert_int_equal(inf_calib_load(junk, &back) == LUPE_OK, 0);
+    inf_calib_free(back);
+    inf_calib_free(c);
+    inf_calib_free(cg);
+    inf_model_free(q);
+    inf_model_free(q2);
+    inf_model_free(m);
+    inf_model_free(g);
+    free(images);
+    net_free(&t);
+}
+
+/* The validation loader's padding value, pixel 114 times 1/255. */
+#define PAD (114 * (1.0f / 255.0f))
+
+/* Letterbox and its inverse on hand-computed cases. */
+static void test_letterbox(void **state)
+{
+    (void)state;
+    const int S = 96;
+    float *dst = malloc((size_t)S * S * 3 * sizeof *dst);
+    inf_letterbox lb;
+    /* 200x100, flat colour (10, 20, 30): scale 0.48, 96x48 centred, 24 rows
+     * of padding above and below. */
+    lupe_img *im = lupe_img_new(200, 100, 3);
+    for (int i = 0; i < 200 * 100; i++) im->data[3 * i] = 10, im->data[3 * i + 1] = 20, im->data[3 * i + 2] = 30;
+    assert_int_equal(inf_letterbox_image(im, S, dst, &lb), LUPE_OK);
+    assert_int_equal(lb.new_w, 96);
+    assert_int_equal(lb.new_h, 48);
+    assert_int_equal(lb.pad_x, 0);
+    assert_int_equal(lb.pad_y, 24);
+    assert_true(fabsf(lb.scale - 0.48f) < 1e-7f);
+    assert_true(dst[0] == PAD);                                  /* (0, 0): padding */
+    assert_true(dst[((size_t)23 * S + 50) * 3] == PAD);          /* last padding row */
+    assert_true(fabsf(dst[((size_t)24 * S + 50) * 3 + 1] - 20.0f / 255.0f) < 1e-6f); /* first image row */
+    assert_true(fabsf(dst[((size_t)71 * S + 95) * 3 + 2] - 30.0f / 255.0f) < 1e-6f); /* last image row */
+    assert_true(dst[((size_t)72 * S) * 3] == PAD);
+    /* Boxes back: x = (x' - 0) / 0.48, y = (y' - 24) / 0.48, clipped. */
+    det_pred p[2] = {{.x1 = 12, .y1 = 36, .x2 = 48, .y2 = 60}, {.x1 = -5, .y1 = 0, .x2 = 100, .y2 = 96}};
+    inf_unletterbox(p, 2, &lb);
+    assert_true(fabsf(p[0].x1 - 25.0f) < 1e-4f && fabsf(p[0].y1 - 25.0f) < 1e-4f);
+    assert_true(fabsf(p[0].x2 - 100.0f) < 1e-4f && fabsf(p[0].y2 - 75.0f) < 1e-4f);
+    assert_true(p[1].x1 == 0 && p[1].y1 == 0 && p[1].x2 == 200 && p[1].y2 == 100);
+    lupe_img_free(im);
+    /* 30x40 gray, grown: scale 2.4, 72x96, 12 columns of padding left. */
+    im = lupe_img_new(30, 40, 1);
+    memset(im->data, 200, 30 * 40);
+    assert_int_equal(inf_letterbox_image(im, S, dst, &lb), LUPE_OK);
+    assert_int_equal(lb.new_w, 72);
+    assert_int_equal(lb.new_h, 96);
+    assert_int_equal(lb.pad_x, 12);
+    assert_int_equal(lb.pad_y, 0);
+    assert_true(dst[(size_t)11 * 3] == PAD);
+    for (int k = 0; k < 3; k++) assert_true(fabsf(dst[(size_t)12 * 3 + k] - 200.0f / 255.0f) < 1e-6f);
+    det_pred g = {.x1 = 36, .y1 = 48, .x2 = 60, .y2 = 72};
+    inf_unletterbox(&g, 1, &lb);
+    assert_true(fabsf(g.x1 - 10.0f) < 1e-4f && fabsf(g.y1 - 20.0f) < 1e-4f);
+    assert_true(fabsf(g.x2 - 20.0f) < 1e-4f && fabsf(g.y2 - 30.0f) < 1e-4f);
+    lupe_img_free(im);
+    assert_int_equal(inf_letterbox_image(NULL, S, dst, &lb), LUPE_EARG);
+    free(dst);
+}
+
+/* What the compiler refuses, with the node named. */
+static void test_refusals(void **state)
+{
+    (void)state;
+    eng_graph *g = eng_graph_new("odd");
+    int x = eng_g_input(g, "images", 1, 64, 64, 3);
+    int y = eng_g_conv_bn_silu(g, "model.0", x, 16, 3, 2);
+    int z = eng_g_silu(g, y);
+    assert_int_equal(eng_graph_plan(g, 0), LUPE_OK);
+    det_arch a;
+    assert_int_equal(det_arch_init(&a, "n", 1, 64, 1), LUPE_OK);
+    int outs[DET_LEVELS] = {z, z, z};
+    inf_opts o;
+    inf_opts_default(&o);
+    inf_model *m = NULL;
+    assert_int_equal(inf_model_from_graph(g, &a, x, outs, &o, NULL, NULL, &m), LUPE_EUNSUPPORTED);
+    assert_non_null(strstr(lupe_errmsg(), "silu"));
+    assert_null(m);
+    o.precision = INF_INT8;
+    assert_int_equal(inf_model_from_graph(g, &a, x, outs, &o, NULL, NULL, &m), LUPE_EARG);
+    o.precision = INF_F32, o.batch = 0;
+    assert_int_equal(inf_model_from_graph(g, &a, x, outs, &o, NULL, NULL, &m), LUPE_EARG);
+    eng_graph_free(g);
+    inf_precision p;
+    assert_int_equal(inf_precision_parse("int8", &p), 0);
+    assert_int_equal(p, INF_INT8);
+    assert_int_equal(inf_precision_parse("fp16", &p), -1);
+}
+
 int main(void)
 {
     lupe_base_init();
@@ -346,6 +554,9 @@ int main(void)
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_bf16),
         cmocka_unit_test(test_int8),
+        cmocka_unit_test(test_checkpoint_and_calibration),
+        cmocka_unit_test(test_letterbox),
+        cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
