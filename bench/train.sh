@@ -14,7 +14,8 @@
 #                                        P, R, mAP50, mAP50-95 per run, then mean and spread
 #
 # Environment: LUPE (binary, default build/release/bin/lupe), SEEDS, EXTRA (more
-# `lupe train` options, e.g. "--init runs/pre/weights/best.ckpt"), BENCH_WS (workspace).
+# `lupe train` options, e.g. "--nbs 16" or "--pretrain synth:3000:15m"), TAG (run
+# folders are runs/acc[-TAG]-BUDGET-sSEED), BENCH_WS (workspace).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 lupe=$(realpath "${LUPE:-$top/build/release/bin/lupe}")
@@ -64,7 +65,7 @@ accuracy)
     for b in "${budgets[@]}"; do
         rows=()
         for s in ${SEEDS:-0 1 2}; do
-            run="$ws/runs/acc-$b-s$s"
+            run="$ws/runs/acc${TAG:+-$TAG}-$b-s$s"
             rm -rf "$run"
             t0=$(date +%s)
             out=$("$lupe" train metal-tags-ref@1 --time-budget "$b" --seed "$s" --out "$run" ${EXTRA:-} 2>&1)

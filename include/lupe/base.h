@@ -110,6 +110,10 @@ lupe_status lupe_file_write_atomic(const char *path, const void *data, size_t le
 /* Same, with the temp file in tmp_dir (same file system) rather than beside
  * the target, so a folder scanned by others never shows half-written files. */
 lupe_status lupe_file_write_atomic_tmp(const char *path, const char *tmp_dir, const void *data, size_t len);
+/* Same, with the file's permission bits (0600 for secrets such as signing
+ * keys; the others use 0644). tmp_dir may be NULL (beside the target). */
+lupe_status lupe_file_write_atomic_mode(const char *path, const char *tmp_dir, const void *data, size_t len,
+                                        unsigned mode);
 lupe_status lupe_fsync_dir(const char *dir);
 /* Writes all of data to fd, retrying short writes and EINTR; errors name path. */
 lupe_status lupe_write_all(int fd, const void *data, size_t len, const char *path);

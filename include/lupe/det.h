@@ -94,6 +94,19 @@ lupe_status det_loss_compute_n(det_loss *l, const float *const outs[DET_LEVELS],
  * written to out (capacity max_det), best first, or -1 with lupe_err set. */
 int det_detect(const det_arch *a, const float *const outs[DET_LEVELS], int b, float conf, float iou, int max_det,
                det_pred *out);
+/* Anchor points of an image: sum over the levels of (imgsz >> (3 + l))^2. */
+int det_anchors(const det_arch *a);
+/* Image b's raw predictions as Ultralytics YOLOv8 exports them (output0
+ * without NMS): out is [4 + nc, N] (N = det_anchors(a)), row r holding
+ * anchor j at out[r * N + j]. Rows 0-3 are the box centre x, y, width and
+ * height in input pixels, rows 4.. the sigmoid score of each class.
+ * Anchors run level by level (strides 8, 16, 32), each row-major (y, then
+ * x) with its point at the cell centre; the box is the DFL expectation of
+ * each side (left, top, right, bottom), in Ultralytics' order of
+ * arithmetic: x1 = ax - l, x2 = ax + r, cx = (x1 + x2) / 2 * stride,
+ * w = (x2 - x1) * stride. LUPE_EARG for a missing output or b outside the
+ * batch. */
+lupe_status det_raw_output(const det_arch *a, const float *const outs[DET_LEVELS], int b, float *out);
 /* Class-aware NMS in place: sorts by score, keeps at most max_det; returns
  * the count kept. */
 int det_nms(det_pred *p, int n, float iou, int max_det);

@@ -380,6 +380,43 @@ int eng_bf16_supported(void);
 /* ENG_PREC_F32 or ENG_PREC_BF16: what the handle computes in. */
 eng_precision eng_conv_fast_precision(const eng_conv_fast *c);
 
+/* ---- inference convolution (oneDNN) ---------------------------------------
+ * A forward-only convolution for planned inference: the weights (OHWI) and
+ * bias are copied at creation into the layout oneDNN picks, so a call only
+ * runs the kernel; an activation and optionally a residual add are fused
+ * as post-ops: out = act(conv(in, w) + b) [+ add]. The dims are those of
+ * eng_conv_dims_init, except that the caller may set ph/pw (top/left
+ * padding) and oh/ow itself for asymmetric padding: the bottom/right
+ * padding is then whatever the last window reaches. Threads as
+ * eng_conv_fast (fixed at creation); the scratch is only busy during a call
+ * and may be shared by all the handles of a network.
+ *
+ *     eng_conv_infer *ci = NULL;
+ *     if ((st = eng_conv_infer_new(&d, w, b, ENG_ACT_SILU, 0, 0, &ci))) return st;
+ *     st = eng_conv_infer_forward(ci, out, in, NULL, scratch);   // scratch: eng_conv_infer_scratch(ci) bytes
+ */
+typedef enum { ENG_ACT_NONE, ENG_ACT_SILU, ENG_ACT_RELU, ENG_ACT_LEAKY_RELU, ENG_ACT_SIGMOID } eng_act;
+typedef struct eng_conv_infer eng_conv_infer;
+/* w [o, kh, kw, c/groups], b [o] or NULL; alpha: leaky ReLU's slope;
+ * with_add: the forward call passes a tensor of the output's shape to add
+ * after the activation. Out: *out. LUPE_EUNSUPPORTED when oneDNN has no
+ * kernel for the shape. */
+lupe_status eng_conv_infer_new(const eng_conv_dims *d, const float *w, const float *b, eng_act act, float alpha,
+                               int with_add, eng_conv_infer **out);
+void eng_conv_infer_free(eng_conv_infer *c);
+size_t eng_conv_infer_scratch(const eng_conv_infer *c);
+/* Bytes the handle holds through the funnel (the reordered weights). */
+size_t eng_conv_infer_bytes(const eng_conv_infer *c);
+const char *eng_conv_infer_impl(const eng_conv_infer *c);
+eng_act eng_conv_infer_act(const eng_conv_infer *c);
+/* out [n, oh, ow, o] = act(conv(in) + b) + add (add NULL unless with_add). */
+lupe_status eng_conv_infer_forward(eng_conv_infer *c, float *out, const float *in, const float *add, void *scratch);
+/* The reference: eng_conv2d_forward_ref, then the activation (in double)
+ * and the add; add may be NULL. */
+void eng_conv_infer_ref(float *out, const float *in, const float *w, const float *b, const float *add,
+                        const eng_conv_dims *d, eng_act act, float alpha);
+const char *eng_act_name(eng_act a);
+
 /* ---- fast element-wise, batch norm, concat, slices, pooling ---------------
  * The _ref ops above with the same buffers, shapes and contracts (backward
  * passes accumulate; NULL din/dgamma/dbeta, da/db and dins[i] are skipped;

@@ -169,4 +169,19 @@ struct eval_result;
 /* Evaluates; out gets the metrics (eval_result_free) and class names. */
 lupe_status trn_val(const trn_val_cfg *c, struct eval_result *out, char ***classes, int *nc);
 
+/* Runs a checkpoint over a split in inference mode, set up as trn_val is
+ * (weights, data, ws_dir, split, imgsz, batch, conf, iou, threads,
+ * precision; plots unused), and calls fn for each image in the order of the
+ * split's samples with its detections, best first, at most 300, in pixels
+ * of the original image. fn returns nonzero to stop. */
+typedef int (*trn_detect_fn)(void *ud, int index, const trn_sample *s, const det_pred *p, int np);
+lupe_status trn_detect(const trn_val_cfg *c, trn_detect_fn fn, void *ud);
+
+/* One split's metrics as a JSON object, the form of a run's metrics.json
+ * and of the registry: {"images", "boxes", "p", "r", "f1", "map50",
+ * "map50_95", "conf", "classes": [{"name", "boxes", "p", "r", "ap50",
+ * "ap50_95"}]}; P and R are at conf, the confidence of maximum F1. NULL if
+ * out of memory. (src/train/metrics.c) */
+struct json_t *trn_metrics_json(const struct eval_result *r, char *const *classes, int nc);
+
 #endif

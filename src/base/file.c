@@ -110,6 +110,12 @@ lupe_status lupe_file_write_atomic(const char *path, const void *data, size_t le
 
 lupe_status lupe_file_write_atomic_tmp(const char *path, const char *tmp_dir, const void *data, size_t len)
 {
+    return lupe_file_write_atomic_mode(path, tmp_dir, data, len, 0644);
+}
+
+lupe_status lupe_file_write_atomic_mode(const char *path, const char *tmp_dir, const void *data, size_t len,
+                                        unsigned mode)
+{
     lupe_status st = LUPE_OK;
     char *tmp = NULL, *dir = NULL;
     int fd = -1;
@@ -131,8 +137,13 @@ lupe_status lupe_file_write_atomic_tmp(const char *path, const char *tmp_dir, co
         st = lupe_err(LUPE_EIO, "%s: create temp file: %s", path, strerror(errno));
         goto out;
     }
+    /* mkstemp made the file 0600; a secret stays so from its first byte. */
+    if (fchmod(fd, (mode_t)mode) != 0) {
+        st = lupe_err(LUPE_EIO, "%s: chmod: %s", tmp, strerror(errno));
+        goto out;
+    }
     if ((st = lupe_write_all(fd, data, len, tmp))) goto out;
-    if (fchmod(fd, 0644) != 0 || fsync(fd) != 0) {
+    if (fsync(fd) != 0) {
         st = lupe_err(LUPE_EIO, "%s: fsync: %s", tmp, strerror(errno));
         goto out;
     }

@@ -68,6 +68,10 @@ void cli_progress_start(cli_progress *p, size_t total);
 void cli_progress_update(cli_progress *p, size_t done, const char *fmt, ...) LUPE_PRINTF(3, 4);
 void cli_progress_end(cli_progress *p);
 
+/* Writes count synthetic tags of stream seed, default settings (scratches),
+ * as a new YOLO folder out, as `lupe synth` does (cmd_synth.c). */
+lupe_status cli_synth_folder(uint64_t seed, long count, const char *out);
+
 int cmd_init(cli_ctx *ctx, int argc, char **argv);
 int cmd_ingest(cli_ctx *ctx, int argc, char **argv);
 int cmd_images(cli_ctx *ctx, int argc, char **argv);
@@ -77,12 +81,23 @@ int cmd_labelset(cli_ctx *ctx, int argc, char **argv);
 int cmd_label(cli_ctx *ctx, int argc, char **argv);
 int cmd_dataset(cli_ctx *ctx, int argc, char **argv);
 int cmd_import(cli_ctx *ctx, int argc, char **argv);
+int cmd_import_onnx(cli_ctx *ctx, int argc, char **argv); /* `lupe import onnx`, argv[0] = "onnx" */
 int cmd_synth(cli_ctx *ctx, int argc, char **argv);
 int cmd_version(cli_ctx *ctx, int argc, char **argv);
 int cmd_train(cli_ctx *ctx, int argc, char **argv);
 int cmd_val(cli_ctx *ctx, int argc, char **argv);
 int cmd_predict(cli_ctx *ctx, int argc, char **argv);
 int cmd_bench(cli_ctx *ctx, int argc, char **argv);
+int cmd_export(cli_ctx *ctx, int argc, char **argv);
+int cmd_models(cli_ctx *ctx, int argc, char **argv);
+int cmd_keys(cli_ctx *ctx, int argc, char **argv);
 int cmd_help(cli_ctx *ctx, int argc, char **argv);
+
+/* Registers a finished run as GROUP's next version and, when gate is set,
+ * gates it (rules NULL: the default) as `lupe models register` does
+ * (cmd_models.c); `lupe train --register` calls it too. Returns the exit
+ * code: EXIT_PARTIAL when the version stays pending. */
+int cli_models_register(cli_ctx *ctx, lupe_ws *ws, const char *run, const char *group, const char *rules, int gate,
+                        const char *by, const char *note, int threads);
 
 #endif

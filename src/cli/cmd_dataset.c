@@ -228,6 +228,8 @@ int cmd_import(cli_ctx *ctx, int argc, char **argv)
         {"status", required_argument, NULL, 's'},   {"strict", no_argument, NULL, 'S'},
         {"source", required_argument, NULL, 'r'},   {0},
     };
+    /* `lupe import onnx FILE` brings a model, not labels (cmd_import.c). */
+    if (argc > 1 && !strcmp(argv[1], "onnx")) return cmd_import_onnx(ctx, argc - 1, argv + 1);
     int rc = cli_getopt_help("import", argc, argv);
     if (rc >= 0) return rc;
     lupe_import_opts o = lupe_import_default_opts();

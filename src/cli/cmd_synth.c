@@ -185,7 +185,7 @@ out:
 
 /* ---- the command ----------------------------------------------------------------- */
 
-static int generate(const synth_args *a, lupe_ws *ws)
+static lupe_status generate(const synth_args *a, lupe_ws *ws, int *partial_out)
 {
     lupe_status st = LUPE_OK;
     lupe_fmt_doc *doc = NULL;
@@ -302,7 +302,15 @@ out:
     lupe_free(staging);
     lupe_free(boxes);
     lupe_fmt_doc_free(doc);
-    return st ? cli_fail("synth") : partial ? EXIT_PARTIAL : EXIT_OK;
+    if (partial_out) *partial_out = partial;
+    return st;
+}
+
+lupe_status cli_synth_folder(uint64_t seed, long count, const char *out)
+{
+    synth_args a = {.seed = seed, .count = count, .quality = 92, .out = out};
+    synth_cfg_default(&a.cfg);
+    return generate(&a, NULL, NULL);
 }
 
 int cmd_synth(cli_ctx *ctx, int argc, char **argv)
@@ -398,7 +406,8 @@ int cmd_synth(cli_ctx *ctx, int argc, char **argv)
     /* The workspace is opened first, so a missing one fails before any work. */
     lupe_ws *ws = NULL;
     if (a.ingest && cli_open_ws(ctx, &ws)) return cli_fail("synth");
-    rc = generate(&a, ws);
+    int partial = 0;
+    lupe_status st = generate(&a, ws, &partial);
     lupe_ws_close(ws);
-    return rc;
+    return st ? cli_fail("synth") : partial ? EXIT_PARTIAL : EXIT_OK;
 }

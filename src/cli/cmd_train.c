@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "lupe/dataset.h"
 #include "lupe/eval.h"
+#include "lupe/registry.h"
 #include "lupe/train.h"
 
 /* "90", "90s", "30m", "1.5h" -> seconds; -1 if malformed. */
@@ -66,11 +67,102 @@ static void on_sigint(int sig)
     (void)w;
 }
 
+/* --pretrain synth:N[:BUDGET]: N synthetic tags (stream 1) and a pretraining
+ * run on them (seed 0, BUDGET of wall time, default 15m), made once in
+ * runs/pretrain-synthN-SCALE-IMGSZ-BUDGET and reused by every later run with
+ * the same settings; the run then starts from its best.ckpt. An interrupted
+ * pretraining resumes where it stopped the next time. */
+typedef struct pretrain_spec {
+    long count;
+    double budget;
+} pretrain_spec;
+
+static int parse_pretrain(const char *s, pretrain_spec *p)
+{
+    if (strncmp(s, "synth:", 6)) return -1;
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(s + 6, &end, 10);
+    if (errno || end == s + 6 || n < 16 || n > 1000000) return -1;
+    p->count = n;
+    p->budget = 15 * 60;
+    if (*end == ':') p->budget = parse_duration(end + 1);
+    else if (*end) return -1;
+    return p->budget > 0 ? 0 : -1;
+}
+
+static lupe_status pretrain_synth(const trn_cfg *c, const pretrain_spec *p, train_ui *ui, char **init, int *stopped)
+{
+    lupe_status st = LUPE_OK;
+    char *dir = lupe_asprintf("runs/pretrain-synth%ld-%s-%d-%.0fs", p->count, c->scale, c->imgsz, p->budget);
+    char *data = dir ? lupe_path_join(dir, "data") : NULL;
+    char *run = dir ? lupe_path_join(dir, "run") : NULL;
+    char *done = dir ? lupe_path_join(dir, "done") : NULL;
+    char *last = run ? lupe_path_join(run, "weights/last.ckpt") : NULL;
+    char *cfgpath = run ? lupe_path_join(run, "config.json") : NULL;
+    char *storage = NULL;
+    trn_result res = {0};
+    *stopped = 0;
+    if (!data || !run || !done || !last || !cfgpath) {
+        st = LUPE_ENOMEM;
+        goto out;
+    }
+    if (access(done, F_OK) != 0) {
+        if ((st = lupe_mkdirs(dir))) goto out;
+        if (access(data, F_OK) != 0) {
+            fprintf(stderr, "pretrain: %ld synthetic tags into %s\n", p->count, data);
+            if ((st = cli_synth_folder(1, p->count, data))) goto out;
+        }
+        trn_cfg pc = *c;
+        if (access(last, F_OK) == 0) {
+            fprintf(stderr, "pretrain: resuming %s\n", run);
+            trn_cfg_default(&pc);
+            if ((st = trn_cfg_load(&pc, cfgpath, &storage))) goto out;
+            pc.resume = 1;
+        } else {
+            fprintf(stderr, "pretrain: training on them for %.0f s into %s\n", p->budget, run);
+            pc.data = data;
+            pc.epochs = 100;
+            pc.time_budget = p->budget;
+            pc.seed = 0;
+            pc.init = NULL;
+            pc.val_every = 100000; /* validate (on the training images) only at the end */
+            pc.previews = 0;
+            pc.stop_after = 0;
+        }
+        pc.out = run;
+        pc.ws_dir = c->ws_dir;
+        pc.quiet = c->quiet;
+        if ((st = trn_train(&pc, on_progress, ui, &res))) goto out;
+        if (res.stopped) {
+            *stopped = 1;
+            goto out;
+        }
+        fprintf(stderr, "pretrain: %d epochs in %.0f s; on the synthetic images mAP50 %.3f mAP50-95 %.3f\n",
+                res.epochs, res.seconds, res.val[2], res.val[3]);
+        if ((st = lupe_file_write_atomic(done, "", 0))) goto out;
+    } else {
+        fprintf(stderr, "pretrain: reusing %s\n", run);
+    }
+    if (!(*init = lupe_path_join(run, "weights/best.ckpt"))) st = LUPE_ENOMEM;
+out:
+    lupe_free(res.dir);
+    lupe_free(storage);
+    lupe_free(cfgpath);
+    lupe_free(last);
+    lupe_free(done);
+    lupe_free(run);
+    lupe_free(data);
+    lupe_free(dir);
+    return st;
+}
+
 int cmd_train(cli_ctx *ctx, int argc, char **argv)
 {
     enum {
         O_NBS = 1000, O_CLOSE, O_OPT, O_LR0, O_LRF, O_COS, O_WORKERS, O_THREADS, O_PREC, O_VALEVERY, O_INIT,
-        O_RESUME, O_NOPREV, O_FLIPUD, O_FLIPLR, O_MOSAIC, O_SCALEAUG, O_WARMUP, O_STOPAFTER, O_NOAUG
+        O_RESUME, O_NOPREV, O_FLIPUD, O_FLIPLR, O_MOSAIC, O_SCALEAUG, O_WARMUP, O_STOPAFTER, O_NOAUG, O_PRETRAIN,
+        O_REGISTER, O_GATE
     };
     static const struct option opts[] = {
         {"scale", required_argument, NULL, 's'},     {"imgsz", required_argument, NULL, 'i'},
@@ -86,7 +178,8 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
         {"flipud", required_argument, NULL, O_FLIPUD}, {"fliplr", required_argument, NULL, O_FLIPLR},
         {"mosaic", required_argument, NULL, O_MOSAIC}, {"scale-aug", required_argument, NULL, O_SCALEAUG},
         {"warmup-epochs", required_argument, NULL, O_WARMUP}, {"stop-after", required_argument, NULL, O_STOPAFTER},
-        {"no-augment", no_argument, NULL, O_NOAUG},
+        {"no-augment", no_argument, NULL, O_NOAUG}, {"pretrain", required_argument, NULL, O_PRETRAIN},
+        {"register", required_argument, NULL, O_REGISTER}, {"gate", required_argument, NULL, O_GATE},
         {0},
     };
     int rc = cli_getopt_help("train", argc, argv);
@@ -95,8 +188,10 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
     trn_cfg_default(&c);
     c.ws_dir = ctx->workspace;
     c.quiet = ctx->quiet;
-    const char *resume_dir = NULL;
+    const char *resume_dir = NULL, *register_group = NULL, *gate_rules = NULL;
     int64_t stop_after = 0;
+    pretrain_spec pre = {0};
+    char *pre_init = NULL;
     int o;
     while ((o = getopt_long(argc, argv, "s:i:b:e:t:o:S:", opts, NULL)) != -1) {
         int bad = 0;
@@ -142,6 +237,13 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
         case O_SCALEAUG: bad = cli_parse_float(optarg, 0, 0.95, &c.aug.scale); break;
         case O_WARMUP: bad = cli_parse_float(optarg, 0, 1000, &c.warmup_epochs); break;
         case O_NOAUG: memset(&c.aug, 0, sizeof c.aug); break;
+        case O_PRETRAIN:
+            if (parse_pretrain(optarg, &pre))
+                return cli_usage_error("train", "--pretrain: expected synth:N or synth:N:BUDGET with N from 16 (got '%s')",
+                                       optarg);
+            break;
+        case O_REGISTER: register_group = optarg; break;
+        case O_GATE: gate_rules = optarg; break;
         case O_STOPAFTER: {
             int n = 0;
             bad = cli_parse_int(optarg, 1, 1 << 30, &n);
@@ -152,7 +254,20 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
         }
         if (bad) return cli_usage_error("train", "bad value '%s' for %s", optarg, argv[optind - 1]);
     }
+    if (gate_rules && !register_group) return cli_usage_error("train", "--gate goes with --register GROUP");
+    if (register_group) {
+        /* Found out before hours of training, not after. */
+        reg_gate_rules rules;
+        if (gate_rules && reg_gate_parse(gate_rules, &rules))
+            return cli_usage_error("train", "--gate: %s", lupe_errmsg());
+        lupe_ws *ws = NULL;
+        lupe_status wst = cli_open_ws(ctx, &ws);
+        lupe_ws_close(ws);
+        if (wst) return cli_fail("train");
+    }
     char *storage = NULL;
+    if (pre.count && (resume_dir || c.init))
+        return cli_usage_error("train", "--pretrain makes the starting weights itself: not with --init or --resume");
     if (resume_dir) {
         if (optind < argc) return cli_usage_error("train", "--resume takes the run folder only, not DATA");
         char *cfg = lupe_path_join(resume_dir, "config.json");
@@ -174,10 +289,23 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
-    trn_result res;
-    lupe_status st = trn_train(&c, on_progress, &ui, &res);
+    trn_result res = {0};
+    lupe_status st = LUPE_OK;
+    if (pre.count) {
+        int stopped = 0;
+        st = pretrain_synth(&c, &pre, &ui, &pre_init, &stopped);
+        if (st || stopped) {
+            sigaction(SIGINT, &old, NULL);
+            lupe_free(storage);
+            if (stopped) printf("pretraining stopped; the same command resumes it\n");
+            return st ? cli_fail("train") : EXIT_OK;
+        }
+        c.init = pre_init;
+    }
+    st = trn_train(&c, on_progress, &ui, &res);
     sigaction(SIGINT, &old, NULL);
     lupe_free(storage);
+    lupe_free(pre_init);
     if (st) {
         if (res.dir) fprintf(stderr, "lupe train: run folder %s\n", res.dir);
         lupe_free(res.dir);
@@ -193,8 +321,17 @@ int cmd_train(cli_ctx *ctx, int argc, char **argv)
             printf("test: P %.3f  R %.3f  mAP50 %.3f  mAP50-95 %.3f\n", res.test[0], res.test[1], res.test[2],
                    res.test[3]);
     }
+    rc = EXIT_OK;
+    if (register_group && res.stopped) {
+        printf("not registered: the run has not finished\n");
+    } else if (register_group) {
+        lupe_ws *ws = NULL;
+        if (cli_open_ws(ctx, &ws)) rc = cli_fail("train");
+        else rc = cli_models_register(ctx, ws, res.dir, register_group, gate_rules, 1, NULL, NULL, c.threads);
+        lupe_ws_close(ws);
+    }
     lupe_free(res.dir);
-    return EXIT_OK;
+    return rc;
 }
 
 int cmd_val(cli_ctx *ctx, int argc, char **argv)

@@ -3,6 +3,8 @@
  * distance of each side under the softmax of its 16 distribution logits,
  * times the stride, and the sigmoid of each class logit as its score; every
  * (anchor, class) over the confidence is a candidate, then class-aware NMS.
+ * det_raw_output writes the same decoding for every anchor in the layout
+ * Ultralytics exports (the ONNX exporter's reference).
  */
 #include <math.h>
 #include <string.h>
@@ -44,6 +46,27 @@ static float dfl_side(const float *l)
         e += (float)k * w;
     }
     return e / s;
+}
+
+/* Distances of the four sides of an anchor's box (left, top, right,
+ * bottom: Ultralytics' dist2bbox order), in grid units, from its
+ * 4 * DET_REG_MAX distribution logits. */
+static void anchor_sides(const float *v, float d[4])
+{
+    for (int s = 0; s < 4; s++) d[s] = dfl_side(v + s * DET_REG_MAX);
+}
+
+/* The checks det_detect and det_raw_output share; who names the caller. */
+static lupe_status check_head(const det_arch *a, const float *const outs[DET_LEVELS], int b, const char *who)
+{
+    if (!a || !outs) return lupe_err(LUPE_EARG, "%s: missing architecture or head outputs", who);
+    for (int l = 0; l < DET_LEVELS; l++)
+        if (!outs[l]) return lupe_err(LUPE_EARG, "%s: head output of level %d is missing", who, l);
+    if (a->nc < 1 || a->imgsz < 32 || a->imgsz % 32)
+        return lupe_err(LUPE_EARG, "%s: architecture with %d classes at size %d is not initialised", who, a->nc,
+                        a->imgsz);
+    if (b < 0 || b >= a->batch) return lupe_err(LUPE_EARG, "%s: image %d is outside the batch of %d", who, b, a->batch);
+    return LUPE_OK;
 }
 
 /* The candidates go into buf (capacity cap) while it has room; once it is
@@ -114,13 +137,12 @@ static long scan(const det_arch *a, const float *const outs[DET_LEVELS], int b, 
                     count++;
                     if (!t) continue;
                     if (!decoded) {
-                        /* Sides in channel order l, t, r, b (Ultralytics'
-                         * dist2bbox: left-top distances, then right-bottom). */
-                        float ax = (float)x + 0.5f, ay = (float)y + 0.5f;
-                        p.x1 = (ax - dfl_side(v)) * stride;
-                        p.y1 = (ay - dfl_side(v + DET_REG_MAX)) * stride;
-                        p.x2 = (ax + dfl_side(v + 2 * DET_REG_MAX)) * stride;
-                        p.y2 = (ay + dfl_side(v + 3 * DET_REG_MAX)) * stride;
+                        float ax = (float)x + 0.5f, ay = (float)y + 0.5f, d[4];
+                        anchor_sides(v, d);
+                        p.x1 = (ax - d[0]) * stride;
+                        p.y1 = (ay - d[1]) * stride;
+                        p.x2 = (ax + d[2]) * stride;
+                        p.y2 = (ay + d[3]) * stride;
                         decoded = 1;
                     }
                     p.score = s;
@@ -141,27 +163,13 @@ static float clampf_(float v, float hi)
 int det_detect(const det_arch *a, const float *const outs[DET_LEVELS], int b, float conf, float iou, int max_det,
                det_pred *out)
 {
-    if (!a || !outs || !out) {
-        lupe_err(LUPE_EARG, "det_detect: missing architecture, head outputs or output buffer");
+    if (!out) {
+        lupe_err(LUPE_EARG, "det_detect: missing output buffer");
         return -1;
     }
-    for (int l = 0; l < DET_LEVELS; l++) {
-        if (!outs[l]) {
-            lupe_err(LUPE_EARG, "det_detect: head output of level %d is missing", l);
-            return -1;
-        }
-    }
-    if (b < 0 || b >= a->batch) {
-        lupe_err(LUPE_EARG, "det_detect: image %d is outside the batch of %d", b, a->batch);
-        return -1;
-    }
+    if (check_head(a, outs, b, "det_detect")) return -1;
     if (max_det < 1) {
         lupe_err(LUPE_EARG, "det_detect: max_det %d must be at least 1", max_det);
-        return -1;
-    }
-    if (a->nc < 1 || a->imgsz < 32 || a->imgsz % 32) {
-        lupe_err(LUPE_EARG, "det_detect: architecture with %d classes at size %d is not initialised", a->nc,
-                 a->imgsz);
         return -1;
     }
 
@@ -190,4 +198,42 @@ int det_detect(const det_arch *a, const float *const outs[DET_LEVELS], int b, fl
     }
     lupe_free(t.buf);
     return n;
+}
+
+int det_anchors(const det_arch *a)
+{
+    int n = 0;
+    for (int l = 0; l < DET_LEVELS; l++) n += (a->imgsz >> (3 + l)) * (a->imgsz >> (3 + l));
+    return n;
+}
+
+lupe_status det_raw_output(const det_arch *a, const float *const outs[DET_LEVELS], int b, float *out)
+{
+    if (!out) return lupe_err(LUPE_EARG, "det_raw_output: missing output buffer");
+    lupe_status st = check_head(a, outs, b, "det_raw_output");
+    if (st) return st;
+    const int nc = a->nc, ch = 4 * DET_REG_MAX + nc;
+    const size_t n = (size_t)det_anchors(a);
+    size_t j = 0; /* anchor index */
+    for (int l = 0; l < DET_LEVELS; l++) {
+        const int g = a->imgsz >> (3 + l);
+        const float stride = (float)(8 << l);
+        const float *base = outs[l] + (size_t)b * g * g * ch;
+        for (int y = 0; y < g; y++) {
+            for (int x = 0; x < g; x++, j++) {
+                const float *v = base + ((size_t)y * g + x) * ch;
+                float ax = (float)x + 0.5f, ay = (float)y + 0.5f, d[4];
+                anchor_sides(v, d);
+                /* dist2bbox(xywh=True) then the stride, as the exported
+                 * graph computes it, so the two agree to float rounding. */
+                float x1 = ax - d[0], y1 = ay - d[1], x2 = ax + d[2], y2 = ay + d[3];
+                out[0 * n + j] = (x1 + x2) / 2 * stride;
+                out[1 * n + j] = (y1 + y2) / 2 * stride;
+                out[2 * n + j] = (x2 - x1) * stride;
+                out[3 * n + j] = (y2 - y1) * stride;
+                for (int c = 0; c < nc; c++) out[(size_t)(4 + c) * n + j] = sigmoidf_(v[4 * DET_REG_MAX + c]);
+            }
+        }
+    }
+    return LUPE_OK;
 }

@@ -7,10 +7,16 @@
 
 #include "onnx/onnx_internal.h"
 
+/* Set when the funnel refuses protobuf-c an allocation: unpacking then
+ * fails like a malformed message would, and this tells the two apart. */
+static _Thread_local int pb_failed;
+
 static void *pb_alloc(void *ud, size_t n)
 {
     (void)ud;
-    return lupe_malloc(n ? n : 1);
+    void *p = lupe_malloc(n ? n : 1);
+    if (!p) pb_failed = 1;
+    return p;
 }
 
 static void pb_free(void *ud, void *p)
@@ -28,8 +34,10 @@ lupe_status onnx__read(const char *path, Onnx__ModelProto **out)
     *out = NULL;
     lupe_status st = lupe_file_read(path, ONNX_MAX_BYTES, &buf, &n);
     if (st) return st;
+    pb_failed = 0;
     Onnx__ModelProto *m = onnx__model_proto__unpack(&pb_allocator, n, buf);
     lupe_free(buf);
+    if (!m && pb_failed) return lupe_err(LUPE_ENOMEM, "%s: out of memory unpacking the model", path);
     if (!m) return lupe_err(LUPE_EFORMAT, "%s: not an ONNX model (the %zu bytes are not a valid ModelProto message)", path, n);
     if (!m->graph) {
         onnx__model_free(m);

@@ -203,6 +203,36 @@ static lupe_status check_datasets(fsck_ctx *c)
     return st;
 }
 
+/* Registered model versions keep their weights and training log as
+ * objects: each must exist, and they are referenced, so --repair never
+ * removes a version's weights. */
+static lupe_status check_models(fsck_ctx *c)
+{
+    sqlite3_stmt *s = NULL;
+    lupe_status st = store__prepare(c->ws,
+                                    "SELECT g.name, v.version, v.weights, v.results FROM model_versions v "
+                                    "JOIN model_groups g ON g.id = v.group_id ORDER BY v.id",
+                                    &s);
+    if (st) return st;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        for (int col = 2; col <= 3; col++) {
+            const char *id = (const char *)sqlite3_column_text(s, col);
+            if (!id) continue; /* no training log recorded */
+            char (*hit)[LUPE_SHA256_HEX] = c->nids ? bsearch(id, c->ids, c->nids, sizeof *c->ids, cmp_id) : NULL;
+            if (!hit) {
+                problem(c, 1, "model %s:%d: its %s object %s is missing", sqlite3_column_text(s, 0),
+                        sqlite3_column_int(s, 1), col == 2 ? "weights" : "training log", id);
+                continue;
+            }
+            (*hit)[LUPE_SHA256_HEX - 1] = 1;
+        }
+    }
+    if (rc != SQLITE_DONE) st = store__db_err(c->ws, "reading model versions");
+    sqlite3_finalize(s);
+    return st;
+}
+
 static void check_orphans(fsck_ctx *c)
 {
     for (size_t i = 0; i < c->nids; i++) {
@@ -213,7 +243,7 @@ static void check_orphans(fsck_ctx *c)
         if (c->o->repair && path && stat(path, &sb) == 0 && old_enough(&sb) && unlink(path) == 0) {
             c->r->repaired++;
         } else {
-            problem(c, 0, "object %.12s is not referenced by any image or dataset (left by interrupted work; harmless)",
+            problem(c, 0, "object %.12s is not referenced by any image, dataset or model (left by interrupted work; harmless)",
                     id);
         }
         lupe_free(path);
@@ -256,6 +286,7 @@ lupe_status lupe_fsck(lupe_ws *ws, const lupe_fsck_opts *o, lupe_fsck_report *ou
     if ((st = scan_objects(&c))) goto out;
     if ((st = check_images(&c))) goto out;
     if ((st = check_datasets(&c))) goto out;
+    if ((st = check_models(&c))) goto out;
     check_orphans(&c);
     check_tmp(&c);
 out:

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -466,14 +467,43 @@ static lupe_status train_epoch(run *r, trn_epoch_stats *es)
     return LUPE_OK;
 }
 
+#ifndef LUPE_GIT_COMMIT
+#define LUPE_GIT_COMMIT "unknown"
+#endif
+
+/* metrics.json: the final evaluation of best.ckpt with what it was run on
+ * (the lupe commit, the dataset, the checkpoint's hash), so a registry can
+ * take the run's figures without evaluating it again. */
+static lupe_status write_metrics(run *r, const char *best, json_t *val, json_t *test)
+{
+    char hash[LUPE_SHA256_HEX];
+    lupe_status st = lupe_sha256_file(best, hash);
+    if (st) return st;
+    /* A folder named relative to where training ran: record where it is. */
+    char *abs = !r->data->id[0] ? realpath(r->c->data, NULL) : NULL;
+    json_t *j = json_pack("{s:s, s:i, s:s, s:s, s:s, s:s?, s:s, s:s, s:i, s:O?, s:O?}", "format", "lupe-run-metrics",
+                          "format_version", 1, "lupe_commit", LUPE_GIT_COMMIT, "dataset", r->data->id, "dataset_name",
+                          r->data->name, "dataset_path", abs, "weights", "weights/best.ckpt", "weights_sha256", hash,
+                          "epochs", r->epoch, "val", val, "test", test);
+    free(abs); /* realpath's, not the funnel's */
+    char *text = j ? lupe_json_dump(j, 1) : NULL;
+    json_decref(j);
+    st = text ? write_text(r->dir, "metrics.json", text) : LUPE_ENOMEM;
+    lupe_free(text);
+    return st;
+}
+
 static lupe_status final_eval(run *r, trn_result *res)
 {
     /* The best EMA weights, on val (with plots) and on test. */
     char *best = lupe_path_join(r->wdir, "best.ckpt");
     eng_ckpt *ck = NULL;
+    json_t *mj[3] = {NULL, NULL, NULL};
     lupe_status st = best ? eng_ckpt_load(best, &ck) : LUPE_ENOMEM;
-    lupe_free(best);
-    if (st) return st;
+    if (st) {
+        lupe_free(best);
+        return st;
+    }
     st = trn__model_load(&r->vm, ck, "");
     eng_ckpt_free(ck);
     for (int s = LUPE_SPLIT_VAL; s <= LUPE_SPLIT_TEST && !st; s++) {
@@ -492,6 +522,7 @@ static lupe_status final_eval(run *r, trn_result *res)
         if (!st)
             st = trn__validate(&r->vm, l, NULL, r->data->classes, r->data->nc, 0.001f, 0.7f, dir,
                                TRN__PLOTS | (r->c->previews ? TRN__PREVIEW : 0), &er, &vs);
+        if (!st && !(mj[s] = trn_metrics_json(&er, r->data->classes, r->data->nc))) st = LUPE_ENOMEM;
         if (!st) {
             out[0] = er.p, out[1] = er.r, out[2] = er.map50, out[3] = er.map;
             say(r, 1, "%s (%d images, best.ckpt): P %.3f R %.3f mAP50 %.3f mAP50-95 %.3f  (plots in %s/)",
@@ -501,6 +532,9 @@ static lupe_status final_eval(run *r, trn_result *res)
         trn_loader_free(l);
         lupe_free(dir);
     }
+    if (!st) st = write_metrics(r, best, mj[LUPE_SPLIT_VAL], mj[LUPE_SPLIT_TEST]);
+    for (int k = 0; k < 3; k++) json_decref(mj[k]);
+    lupe_free(best);
     return st;
 }
 

@@ -239,53 +239,125 @@ static lupe_status ckpt_arch(const eng_ckpt *ck, const char *path, char *scale, 
     return st;
 }
 
+/* What evaluating or running a checkpoint on a split needs: the
+ * checkpoint, its classes, the data, an inference graph with the weights
+ * loaded and a letterbox loader over the split. */
+typedef struct split_run {
+    char *path;
+    eng_ckpt *ck;
+    trn_data *d;
+    trn__model m;
+    trn_loader *l;
+    char **classes;
+    int nc;
+} split_run;
+
+static void split_run_close(split_run *v)
+{
+    if (v->classes)
+        for (int i = 0; i < v->nc; i++) lupe_free(v->classes[i]);
+    lupe_free(v->classes);
+    trn_loader_free(v->l);
+    trn__model_cleanup(&v->m);
+    trn_data_free(v->d);
+    eng_ckpt_free(v->ck);
+    lupe_free(v->path);
+    memset(v, 0, sizeof *v);
+}
+
+static lupe_status split_run_open(const trn_val_cfg *c, split_run *v)
+{
+    memset(v, 0, sizeof *v);
+    struct stat sb;
+    v->path = stat(c->weights, &sb) == 0 && S_ISDIR(sb.st_mode) ? lupe_path_join(c->weights, "weights/best.ckpt")
+                                                                   : lupe_strdup(c->weights);
+    char scale[2];
+    int imgsz = 0;
+    lupe_status st = v->path ? eng_ckpt_load(v->path, &v->ck) : LUPE_ENOMEM;
+    if (st) return st;
+    if ((st = ckpt_arch(v->ck, v->path, scale, &v->nc, &imgsz, &v->classes))) return st;
+    if ((st = trn_data_load(c->data, c->ws_dir, &v->d))) return st;
+    if (v->d->nc != v->nc)
+        return lupe_err(LUPE_EARG, "%s has %d classes, the model %s has %d", v->d->name, v->d->nc, v->path, v->nc);
+    if (v->d->n[c->split] == 0)
+        return lupe_err(LUPE_EARG, "%s: the %s split is empty", v->d->name, lupe_split_name(c->split));
+    eng_set_threads(c->threads);
+    if ((st = trn__model_build(&v->m, scale, v->nc, c->imgsz ? c->imgsz : imgsz, c->batch > 0 ? c->batch : 16, 0,
+                               c->precision)) ||
+        (st = trn__model_load(&v->m, v->ck, "")))
+        return lupe_err_ctx(st, "%s", v->path);
+    return trn__eval_loader(&v->m, 1, v->d->split[c->split], v->d->n[c->split], &v->l);
+}
+
 lupe_status trn_val(const trn_val_cfg *c, eval_result *out, char ***classes_out, int *nc_out)
 {
     memset(out, 0, sizeof *out);
     *classes_out = NULL, *nc_out = 0;
-    struct stat sb;
-    char *path = stat(c->weights, &sb) == 0 && S_ISDIR(sb.st_mode) ? lupe_path_join(c->weights, "weights/best.ckpt")
-                                                                      : lupe_strdup(c->weights);
-    eng_ckpt *ck = NULL;
-    trn_data *d = NULL;
-    trn__model m = {0};
-    trn_loader *l = NULL;
-    char **classes = NULL;
-    char scale[2];
-    int nc = 0, imgsz = 0;
-    lupe_status st = path ? eng_ckpt_load(path, &ck) : LUPE_ENOMEM;
-    if (st) goto out;
-    if ((st = ckpt_arch(ck, path, scale, &nc, &imgsz, &classes))) goto out;
-    if ((st = trn_data_load(c->data, c->ws_dir, &d))) goto out;
-    if (d->nc != nc) {
-        st = lupe_err(LUPE_EARG, "%s has %d classes, the model %s has %d", d->name, d->nc, path, nc);
-        goto out;
-    }
-    if (d->n[c->split] == 0) {
-        st = lupe_err(LUPE_EARG, "%s: the %s split is empty", d->name, lupe_split_name(c->split));
-        goto out;
-    }
-    eng_set_threads(c->threads);
-    if ((st = trn__model_build(&m, scale, nc, c->imgsz ? c->imgsz : imgsz, c->batch > 0 ? c->batch : 16, 0,
-                               c->precision)) ||
-        (st = trn__model_load(&m, ck, ""))) {
-        st = lupe_err_ctx(st, "%s", path);
-        goto out;
-    }
-    if ((st = trn__eval_loader(&m, 1, d->split[c->split], d->n[c->split], &l))) goto out;
+    split_run v;
+    lupe_status st = split_run_open(c, &v);
     trn__vstats vs;
-    if ((st = trn__validate(&m, l, NULL, classes, nc, c->conf, c->iou, c->plots, TRN__PREVIEW | TRN__PLOTS, out,
-                              &vs))) goto out;
-    *classes_out = classes, *nc_out = nc;
-    classes = NULL;
+    if (!st)
+        st = trn__validate(&v.m, v.l, NULL, v.classes, v.nc, c->conf, c->iou, c->plots, TRN__PREVIEW | TRN__PLOTS,
+                           out, &vs);
+    if (!st) {
+        *classes_out = v.classes, *nc_out = v.nc;
+        v.classes = NULL;
+    }
+    split_run_close(&v);
+    return st;
+}
+
+lupe_status trn_detect(const trn_val_cfg *c, trn_detect_fn fn, void *ud)
+{
+    split_run v;
+    det_pred *p = NULL;
+    trn_meta *meta = NULL;
+    lupe_status st = split_run_open(c, &v);
+    if (st) goto out;
+    int B = v.m.a.batch;
+    p = lupe_malloc(sizeof *p * VAL_MAX_DET);
+    meta = lupe_calloc((size_t)B, sizeof *meta);
+    if (!p || !meta) {
+        st = LUPE_ENOMEM;
+        goto out;
+    }
+    float *in = eng_g_data(v.m.g, v.m.x);
+    const float *outs[DET_LEVELS];
+    for (int l = 0; l < DET_LEVELS; l++) outs[l] = eng_g_data(v.m.g, v.m.outs[l]);
+    const trn_sample *samples = v.d->split[c->split];
+    trn_loader_epoch(v.l, 0, 0);
+    for (int stop = 0; !stop;) {
+        const det_box *gt = NULL;
+        int ngt = 0;
+        int n = trn_loader_next(v.l, in, &gt, &ngt, meta);
+        if (n < 0) {
+            st = lupe_err_ctx(LUPE_EIO, "detecting");
+            goto out;
+        }
+        if (n == 0) break;
+        eng_graph_forward(v.m.g, 0);
+        for (int b = 0; b < n && !stop; b++) {
+            int np = det_detect(&v.m.a, outs, b, c->conf, c->iou, VAL_MAX_DET, p);
+            if (np < 0) {
+                st = LUPE_EIO;
+                goto out;
+            }
+            /* Letterboxed input pixels back to the original image's. */
+            const trn_meta *mt = &meta[b];
+            for (int i = 0; i < np; i++) {
+                float *x[4] = {&p[i].x1, &p[i].y1, &p[i].x2, &p[i].y2};
+                for (int k = 0; k < 4; k++) {
+                    float lim = (float)(k % 2 ? mt->h : mt->w);
+                    float o = (*x[k] - (k % 2 ? mt->pady : mt->padx)) / mt->scale;
+                    *x[k] = o < 0 ? 0 : o > lim ? lim : o;
+                }
+            }
+            stop = fn(ud, mt->index, &samples[mt->index], p, np);
+        }
+    }
 out:
-    if (classes)
-        for (int i = 0; i < nc; i++) lupe_free(classes[i]);
-    lupe_free(classes);
-    trn_loader_free(l);
-    trn__model_cleanup(&m);
-    trn_data_free(d);
-    eng_ckpt_free(ck);
-    lupe_free(path);
+    lupe_free(p);
+    lupe_free(meta);
+    split_run_close(&v);
     return st;
 }

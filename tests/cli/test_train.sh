@@ -14,7 +14,7 @@ h=$(lupe train --help); rc=$?
 expect_eq "train --help exits 0" 0 "$rc"
 for opt in --scale --imgsz --batch --epochs --time-budget --out --seed --resume --init --optimizer --lr0 \
     --cos-lr --nbs --warmup-epochs --close-mosaic --mosaic --val-every --workers --threads --precision \
-    --no-previews --no-augment --stop-after; do
+    --no-previews --no-augment --stop-after --pretrain; do
     expect_match "train --help documents $opt" "^ +(-., )?$opt" "$h"
 done
 expect_match "val --help documents --split" "^ +-s, --split" "$(lupe val --help)"
@@ -30,6 +30,9 @@ usage "bad scale" syn --scale x
 usage "bad budget" syn --time-budget 10q
 usage "bad optimizer" syn --optimizer adam
 usage "two data arguments" syn other
+usage "an unknown pretraining source" syn --pretrain imagenet
+usage "a pretraining budget that is not a time" syn --pretrain synth:100:soon
+usage "--pretrain with --init" syn --pretrain synth:100 --init elsewhere
 expect_match "the bad budget is quoted" "10q" "$(lupe train syn --time-budget 10q 2>&1)"
 
 lupe synth --count 8 --seed 3 --size 160x128 --min 1 --max 2 --empty 0 --out syn >/dev/null
@@ -75,6 +78,20 @@ expect_eq "SIGINT: exits 0" 0 "$rc"
 expect_match "SIGINT: says it stopped" "stopped after [0-9]+ epochs" "$(cat c.out)"
 out=$(lupe train --resume c --stop-after 1 2>&1); rc=$?
 expect_eq "and the run resumes" 0 "$rc"
+
+# --pretrain synth:N:T makes N synthetic tags, pretrains on them once, and
+# every run with the same settings starts from those weights.
+pre=runs/pretrain-synth16-n-64-2s
+out=$(lupe train syn --imgsz 64 --batch 4 --nbs 8 --epochs 1 --workers 1 --no-previews --pretrain synth:16:2s \
+    --out p1 2>&1); rc=$?
+expect_eq "--pretrain exits 0" 0 "$rc"
+expect_eq "it made 16 synthetic tags" 16 "$(ls $pre/data/images 2>/dev/null | wc -l)"
+check "and pretrained on them" test -s $pre/run/weights/best.ckpt
+expect_match "the run starts from those weights" "\"init\": \"$pre/run/weights/best.ckpt\"" "$(cat p1/config.json)"
+out=$(lupe train syn --imgsz 64 --batch 4 --nbs 8 --epochs 1 --workers 1 --no-previews --pretrain synth:16:2s \
+    --out p2 2>&1); rc=$?
+expect_eq "a second run with the same pretraining exits 0" 0 "$rc"
+expect_match "and reuses it" "pretrain: reusing $pre/run" "$out"
 
 # lupe val on the run folder (best.ckpt) and on a checkpoint, as JSON.
 out=$(lupe val a syn --split train --plots vplots); rc=$?

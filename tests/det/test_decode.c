@@ -2,7 +2,8 @@
  * Tests of the detector's decoding and NMS: hand-built head outputs with
  * near one-hot distribution logits decode to boxes worked out by hand, the
  * candidate cap keeps the best scores, and NMS keeps and drops the boxes
- * that IoU computed on paper says it should.
+ * that IoU computed on paper says it should; det_raw_output writes the
+ * hand-computed boxes in Ultralytics' output layout.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -180,6 +181,71 @@ static void test_decode_threshold(void **state)
     }
 }
 
+static void expect_col(const float *out, int n, int j, double cx, double cy, double w, double h)
+{
+    const double want[4] = {cx, cy, w, h};
+    for (int r = 0; r < 4; r++)
+        if (fabs(out[r * n + j] - want[r]) > 1e-4)
+            fail_msg("anchor %d row %d is %.5f, expected %.5f (%.4f %.4f %.4f %.4f)", j, r, out[r * n + j], want[r],
+                     out[j], out[n + j], out[2 * n + j], out[3 * n + j]);
+}
+
+/* det_raw_output at 32 px (grids 4x4, 2x2, 1x1: 21 anchors) with one-hot
+ * distributions, whose xywh are whole pixels worked out by hand, in the
+ * anchor order and row layout of Ultralytics' output0. */
+static void test_raw_output(void **state)
+{
+    (void)state;
+    head h;
+    head_init(&h, 2, 32, 2);
+    assert_int_equal(det_anchors(&h.a), 21);
+    /* Image 1, level 0 (stride 8), cell x 2, y 1: anchor 1 * 4 + 2 = 6 at
+     * (2.5, 1.5) cells. l 2, t 1, r 3, b 0 bins: x1 0.5, x2 5.5, y1 0.5,
+     * y2 1.5 cells, so centre (3, 1) * 8 = (24, 8), size (5, 1) * 8 = (40, 8). */
+    float *v = anchor(&h, 1, 0, 2, 1);
+    side(v, 0, 2, 2), side(v, 1, 1, 1), side(v, 2, 3, 3), side(v, 3, 0, 0);
+    v[64 + 0] = 0.0f, v[64 + 1] = 2.0f;
+    /* Level 2 (stride 32), the one cell: anchor 16 + 4 = 20 at (0.5, 0.5);
+     * l = t = 0, r = b = 15: x1 0.5, x2 15.5, centre 8 * 32 = 256, size 480. */
+    v = anchor(&h, 1, 2, 0, 0);
+    side(v, 0, 0, 0), side(v, 1, 0, 0), side(v, 2, 15, 15), side(v, 3, 15, 15);
+    v[64 + 0] = 1.0f;
+    /* Level 1 (stride 16), cell x 1, y 0: anchor 16 + 1 = 17 at (1.5, 0.5);
+     * every side half a bin (bins 0 and 1): a one-cell box, 16 x 16 px
+     * centred on (24, 8). */
+    v = anchor(&h, 1, 1, 1, 0);
+    for (int s = 0; s < 4; s++) side(v, s, 0, 1);
+
+    const float *outs[DET_LEVELS] = {h.lv[0], h.lv[1], h.lv[2]};
+    const int n = 21;
+    float out[(4 + 2) * 21];
+    assert_int_equal(det_raw_output(&h.a, outs, 1, out), LUPE_OK);
+    expect_col(out, n, 6, 24, 8, 40, 8);
+    expect_col(out, n, 20, 256, 256, 480, 480);
+    expect_col(out, n, 17, 24, 8, 16, 16);
+    /* Untouched anchors have flat distributions (all logits 0): every side
+     * 7.5 bins, a 15-cell box on the anchor: level 0 cell (3, 3) is anchor
+     * 15 at (28, 28) px, 120 px wide. */
+    expect_col(out, n, 15, 28, 28, 120, 120);
+    assert_true(fabs(out[4 * n + 6] - 0.5) < 1e-6);
+    assert_true(fabs(out[5 * n + 6] - sigm(2.0)) < 1e-6);
+    assert_true(fabs(out[4 * n + 20] - sigm(1.0)) < 1e-6);
+    assert_true(fabs(out[5 * n + 20] - sigm(-20.0)) < 1e-12);
+    /* Image 0 is all flat: its anchor 6 is the plain 15-cell box at
+     * (20, 12) px. */
+    assert_int_equal(det_raw_output(&h.a, outs, 0, out), LUPE_OK);
+    expect_col(out, n, 6, 20, 12, 120, 120);
+    expect_col(out, n, 20, 16, 16, 480, 480);
+
+    assert_int_equal(det_raw_output(&h.a, outs, 2, out), LUPE_EARG);
+    assert_non_null(strstr(lupe_errmsg(), "batch"));
+    assert_int_equal(det_raw_output(&h.a, outs, 0, NULL), LUPE_EARG);
+    const float *missing[DET_LEVELS] = {h.lv[0], NULL, h.lv[2]};
+    assert_int_equal(det_raw_output(&h.a, missing, 0, out), LUPE_EARG);
+    assert_non_null(strstr(lupe_errmsg(), "level 1"));
+    head_free(&h);
+}
+
 typedef struct cand {
     float logit;
     int l, x, y, c;
@@ -307,7 +373,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_hand), cmocka_unit_test(test_decode_soft), cmocka_unit_test(test_decode_threshold),
-        cmocka_unit_test(test_decode_cap),
+        cmocka_unit_test(test_decode_cap),  cmocka_unit_test(test_raw_output),
         cmocka_unit_test(test_iou),         cmocka_unit_test(test_nms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,7 +4,7 @@
  * overwrite an input's gradient as its first writer instead of adding to a
  * zeroed buffer, slices that partition a tensor (and slices that overlap or
  * leave channels out), inputs consumed twice by one op, and tensors
- * consumed by several ops.
+ * consumed by several ops; and the read-only node API on that network.
  */
 #include <math.h>
 #include <string.h>
@@ -144,12 +144,100 @@ static void test_second_pass_doubles(void **state)
     eng_graph_free(g);
 }
 
+/* The read-only node API on the graph above: kinds, names, tensors in a
+ * topological order, attributes, and parameter values that are the
+ * graph's own (NULL until planned). */
+static void test_node_info(void **state)
+{
+    (void)state;
+    int x, out;
+    eng_graph *g = build(0, &x, &out);
+    const int nn = eng_graph_nodes(g), nt = eng_graph_tensors(g);
+    eng_node_info nd;
+    eng_graph_node(g, 1, &nd);
+    assert_int_equal(nd.op, ENG_OP_CONV);
+    assert_string_equal(nd.wname, "c0.conv.weight");
+    assert_null(nd.w); /* not planned yet */
+    assert_int_equal(eng_graph_plan(g, 0), LUPE_OK);
+
+    int *made = calloc((size_t)nt, sizeof *made);
+    assert_non_null(made);
+    int kinds[ENG_OP_BN_SILU + 1] = {0};
+    for (int i = 0; i < nn; i++) {
+        eng_graph_node(g, i, &nd);
+        kinds[nd.op]++;
+        assert_true(nd.out >= 0 && nd.out < nt);
+        made[nd.out]++;
+        for (int k = 0; k < nd.nin; k++) assert_true(made[nd.in[k]]); /* produced by an earlier node */
+        int sh[4];
+        eng_graph_shape(g, nd.out, sh);
+        if (nd.op == ENG_OP_MAXPOOL) assert_int_equal(nd.k, 3);
+        if (nd.op == ENG_OP_CONV) {
+            assert_int_equal(nd.conv.o, sh[3]);
+            assert_int_equal(nd.conv.oh, sh[1]);
+        }
+    }
+    for (int t = 0; t < nt; t++) assert_int_equal(made[t], 1);
+    free(made);
+    assert_int_equal(kinds[ENG_OP_INPUT], 1);
+    assert_int_equal(kinds[ENG_OP_CONV], 6);
+    assert_int_equal(kinds[ENG_OP_BN_SILU], 3);
+    assert_int_equal(kinds[ENG_OP_BN], 1);
+    assert_int_equal(kinds[ENG_OP_SLICE], 6);
+    assert_int_equal(kinds[ENG_OP_UPSAMPLE2], 1);
+
+    eng_graph_node(g, 0, &nd);
+    assert_int_equal(nd.op, ENG_OP_INPUT);
+    assert_string_equal(nd.name, "images");
+    assert_int_equal(nd.out, x);
+    assert_int_equal(nd.nin, 0);
+    eng_graph_node(g, 1, &nd);
+    assert_int_equal(nd.in[0], x);
+    assert_int_equal(nd.conv.c, 3);
+    assert_int_equal(nd.conv.kh, 3);
+    assert_int_equal(nd.conv.ph, 1);
+    assert_null(nd.bname);
+    assert_null(nd.b);
+    const eng_param *p = NULL;
+    int np = eng_graph_params(g, &p);
+    assert_true(np > 0);
+    assert_ptr_equal(nd.w, p[0].w); /* c0.conv.weight is the first parameter */
+    eng_graph_node(g, 2, &nd);
+    assert_int_equal(nd.op, ENG_OP_BN_SILU);
+    assert_string_equal(nd.name, "c0.bn");
+    assert_string_equal(nd.wname, "c0.bn.weight");
+    assert_string_equal(nd.bname, "c0.bn.bias");
+    assert_true(fabsf(nd.eps - 1e-3f) < 1e-9f);
+    eng_tensor_rec st[64];
+    int ns = eng_graph_state(g, st, 64);
+    const float *rmean = NULL, *rvar = NULL;
+    for (int i = 0; i < ns; i++) {
+        if (!strcmp(st[i].name, "c0.bn.running_mean")) rmean = st[i].data;
+        if (!strcmp(st[i].name, "c0.bn.running_var")) rvar = st[i].data;
+    }
+    assert_ptr_equal(nd.rmean, rmean);
+    assert_ptr_equal(nd.rvar, rvar);
+    assert_true(nd.rvar[0] == 1.0f);
+    eng_graph_node(g, 3, &nd);
+    assert_int_equal(nd.op, ENG_OP_SLICE);
+    assert_int_equal(nd.c0, 0);
+    eng_graph_node(g, 4, &nd);
+    assert_int_equal(nd.c0, 6);
+    eng_graph_node(g, nn - 1, &nd);
+    assert_string_equal(nd.name, "head");
+    assert_int_equal(nd.out, out);
+    assert_string_equal(nd.bname, "head.bias");
+    assert_non_null(nd.b);
+    eng_graph_free(g);
+}
+
 int main(void)
 {
     lupe_base_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fast_graph_matches_reference),
         cmocka_unit_test(test_second_pass_doubles),
+        cmocka_unit_test(test_node_info),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

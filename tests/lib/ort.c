@@ -38,6 +38,17 @@ const char *ort_version(void) { return ""; }
 
 #include "onnxruntime_c_api.h"
 
+/* ONNX Runtime keeps a few allocations of its own to the end of the
+ * process (1 KB in 8 blocks with 1.30, reached from none of our
+ * pointers), which LeakSanitizer reports in every ASan test that loads it.
+ * They are not ours to free: the sanitizer is told to ignore leaks whose
+ * allocation is inside the library, and still reports any of lupe's. */
+const char *__lsan_default_suppressions(void);
+__attribute__((used)) const char *__lsan_default_suppressions(void)
+{
+    return "leak:libonnxruntime.so\n";
+}
+
 struct ort_session {
     OrtSession *sess;
     OrtSessionOptions *opts;
