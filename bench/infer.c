@@ -4,7 +4,7 @@
  * at the same thread counts: latency (median, p90, p99) at batch 1,
  * images/s at a larger batch, and each configuration's peak memory.
  *
- *   build/release/bin/bench_infer [--model CKPT|RUN] [--onnx FILE] [--imgsz 480] [--runs 50]
+ *   build/release/bin/bench_infer [--model CKPT|RUN] [--onnx FILE | --no-export] [--imgsz 480] [--runs 50]
  *                                 [--batch 8] [--threads 1,2] [--calib FILE] [--precisions f32,bf16,int8]
  *
  * Every configuration runs in a child process (this program executed
@@ -15,12 +15,16 @@
  * (batch 1) or --runs / 4, at least 5 (the larger batch).
  *
  * Without --model the weights are random from a fixed seed (latency does
- * not depend on them) and are saved as a checkpoint in build/bench-infer/
- * so that `lupe export onnx` can make the ONNX file of the same weights for
- * --onnx. int8 needs a calibration: --calib, the model's own (CKPT.calib),
- * or one made here from random images (valid for timing only).
- * ONNX Runtime comes from scripts/ort through tests/lib/ort.c (dlopen);
- * without --onnx, or without the library, its rows say why they are empty.
+ * not depend on them), saved as a checkpoint in build/bench-infer/. The
+ * ONNX file ONNX Runtime runs is lupe's export of the same checkpoint
+ * (onnx_export_det, into build/bench-infer/), unless --onnx names another
+ * (--no-export: none); a check compares the two engines' outputs on one
+ * image first. lupe's export takes one image at a time, so ONNX Runtime's
+ * larger batch is that many single runs. int8 needs a calibration: --calib,
+ * the model's own (CKPT.calib), or one made here from random images (valid
+ * for timing only). ONNX Runtime comes from scripts/ort through
+ * tests/lib/ort.c (dlopen); without the library its rows say why they are
+ * empty.
  * Prints figures and ratios; nothing is asserted.
  */
 #include <errno.h>
@@ -36,6 +40,7 @@
 
 #include "lib/ort.h"
 #include "lupe/infer.h"
+#include "lupe/onnx.h"
 
 static double now_ms(void)
 {
@@ -85,16 +90,26 @@ static int child(char **av)
         float *in = malloc(n * sizeof *in); /* NCHW: random either way */
         fill_random(in, n, 1);
         int64_t shape[4] = {batch, 3, imgsz, imgsz}, osh[8];
-        int orank;
+        int orank, per = 1;
+        float *out = NULL;
+        if (batch > 1 && ort_run(s, in, shape, 4, &out, osh, &orank, why, sizeof why)) {
+            /* A model with a fixed batch of 1 (lupe's export): the batch as
+             * that many single-image runs, timed together. */
+            printf("NOTE the ONNX model takes one image: batch %d timed as %d runs\n", batch, batch);
+            shape[0] = 1, per = batch;
+        }
+        free(out);
         for (int i = -3; i < runs; i++) {
-            float *out = NULL;
             double a = now_ms();
-            if (ort_run(s, in, shape, 4, &out, osh, &orank, why, sizeof why)) {
-                printf("SKIP %s\n", why);
-                return 0;
+            for (int k = 0; k < per; k++) {
+                out = NULL;
+                if (ort_run(s, in + (size_t)k * 3 * imgsz * imgsz, shape, 4, &out, osh, &orank, why, sizeof why)) {
+                    printf("SKIP %s\n", why);
+                    return 0;
+                }
+                free(out);
             }
             double b = now_ms();
-            free(out);
             if (i >= 0) t[i] = b - a;
         }
         printf("VERSION %s\n", ort_version());
@@ -291,7 +306,7 @@ out:
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_infer [--model CKPT|RUN] [--onnx FILE] [--imgsz N] [--runs N] [--batch N]\n"
+    fprintf(stderr, "usage: bench_infer [--model CKPT|RUN] [--onnx FILE | --no-export] [--imgsz N] [--runs N] [--batch N]\n"
                     "                   [--threads 1,2] [--calib FILE] [--precisions f32,bf16,int8]\n");
 }
 
@@ -300,10 +315,10 @@ int main(int argc, char **argv)
     if (argc >= 11 && !strcmp(argv[1], "--child")) return child(argv + 2);
     if (argc == 5 && !strcmp(argv[1], "--check")) return check(argv[2], argv[3], atoi(argv[4]));
     const char *model = NULL, *onnx = "", *calib = NULL, *threads_s = "1,2", *precs = "f32,bf16,int8";
-    int imgsz = 480, runs = 50, batch = 8;
+    int imgsz = 480, runs = 50, batch = 8, noexport = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) {
+        if (!v && strcmp(argv[i], "--no-export")) {
             usage();
             return 2;
         }
@@ -315,6 +330,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--batch")) batch = atoi(v);
         else if (!strcmp(argv[i], "--threads")) threads_s = v;
         else if (!strcmp(argv[i], "--precisions")) precs = v;
+        else if (!strcmp(argv[i], "--no-export")) noexport = 1, i--;
         else {
             usage();
             return 2;
@@ -339,7 +355,6 @@ int main(int argc, char **argv)
         }
         model = mpath;
         printf("model:   YOLOv8n, 1 class, random weights (fixed seed) saved as %s\n", mpath);
-        printf("         (`lupe export onnx %s` gives the ONNX file of the same weights for --onnx)\n", mpath);
     } else {
         printf("model:   %s\n", model);
     }
@@ -365,7 +380,21 @@ int main(int argc, char **argv)
     printf("method:  each configuration in its own process, %d timed runs after 3 warm-up ones (batch %d: %d);\n"
            "         peak memory = that process's peak RSS (getrusage ru_maxrss)\n",
            runs, batch, runs / 4 > 5 ? runs / 4 : 5);
-    printf("onnx:    %s\n", *onnx ? onnx : "none given (--onnx FILE): ONNX Runtime not measured");
+    char opath[600];
+    if (!*onnx && !noexport) {
+        /* The ONNX file of the same weights, by lupe's exporter. */
+        char *ck = inf_model_resolve(model);
+        const char *base = ck ? strrchr(ck, '/') : NULL;
+        snprintf(opath, sizeof opath, "build/bench-infer/%.*s.onnx",
+                 base ? (int)(strcspn(base + 1, ".")) : 5, base ? base + 1 : "model");
+        onnx_export_info ei;
+        if (!ck || lupe_mkdirs("build/bench-infer") || onnx_export_det(ck, opath, imgsz, &ei))
+            printf("onnx:    exporting %s failed: %s\n", ck ? ck : model, lupe_errmsg());
+        else
+            onnx = opath;
+        lupe_free(ck);
+    }
+    printf("onnx:    %s\n", *onnx ? onnx : "none (--onnx FILE, or the export failed): ONNX Runtime not measured");
     fflush(stdout);
 
     if (*onnx) {

@@ -282,7 +282,7 @@ static const cli_cmd commands[] = {
      "\n"
      "exit status: 0 all images done, 3 some images could not be read, 1 failure\n"},
     {"bench", cmd_bench, "run a benchmark program (inference against ONNX Runtime)",
-     "usage: lupe bench infer [--model CKPT|RUN] [--onnx FILE] [--imgsz 480] [--runs 50]\n"
+     "usage: lupe bench infer [--model CKPT|RUN] [--onnx FILE | --no-export] [--imgsz 480] [--runs 50]\n"
      "                        [--batch 8] [--threads 1,2] [--calib FILE] [--precisions f32,bf16,int8]\n"
      "       lupe bench infer-acc --model RUN|CKPT --data NAME@V [--split test] [--ws DIR]\n"
      "                        [--precisions f32,bf16,int8] [--calib-images 32] [--recalibrate]\n"
@@ -294,9 +294,10 @@ static const cli_cmd commands[] = {
      "\n"
      "infer: YOLOv8 latency (median, p90, p99) at batch 1 with each thread count,\n"
      "images/s at --batch, and each configuration's peak memory, for f32, bf16\n"
-     "and int8, next to ONNX Runtime running --onnx (the ONNX file of the same\n"
-     "weights) in the same run, with the ratios. Without --model the weights are\n"
-     "random (fixed seed) and saved under build/bench-infer/.\n"
+     "and int8, next to ONNX Runtime running lupe's ONNX export of the same\n"
+     "weights (or --onnx FILE) in the same run, with the ratios. Without --model\n"
+     "the weights are random (fixed seed); the checkpoint, its export and its\n"
+     "calibration go to build/bench-infer/.\n"
      "infer-acc: mAP50 and mAP50-95 of a trained model on a split in each\n"
      "precision, and the differences from f32.\n"
      "See docs/inference.md for the method and figures.\n"},
