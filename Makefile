@@ -56,14 +56,14 @@ ALL_CFLAGS := $(CFLAGS_COMMON) $(CFLAGS_BUILD) $(CFLAGS)
 ALL_LDFLAGS := -pthread $(LDFLAGS_BUILD) $(LDFLAGS)
 
 # Parts, in dependency order (each may use those before it).
-PARTS := base img formats store label dataset engine det onnx eval synth train registry
+PARTS := base img formats store label dataset engine det onnx infer eval synth train registry
 lib_srcs = $(wildcard src/$(1)/*.c)
 lib_objs = $(patsubst src/%.c,$(O)/obj/%.o,$(call lib_srcs,$(1)))
 lib_file = $(O)/lib/liblupe_$(1).a
 
 LIBS_ALL := $(foreach p,$(PARTS),$(call lib_file,$(p)))
 # Link order: most dependent first.
-LINK_LIBS := $(call lib_file,registry) $(call lib_file,train) $(call lib_file,synth) $(call lib_file,eval) $(call lib_file,dataset) $(call lib_file,label) $(call lib_file,store) $(call lib_file,formats) $(call lib_file,img) $(call lib_file,onnx) $(call lib_file,det) $(call lib_file,engine) $(call lib_file,base) $(PKG_LIBS) -lm
+LINK_LIBS := $(call lib_file,registry) $(call lib_file,train) $(call lib_file,synth) $(call lib_file,eval) $(call lib_file,infer) $(call lib_file,dataset) $(call lib_file,label) $(call lib_file,store) $(call lib_file,formats) $(call lib_file,img) $(call lib_file,onnx) $(call lib_file,det) $(call lib_file,engine) $(call lib_file,base) $(PKG_LIBS) -lm
 
 CLI_SRCS := $(wildcard src/cli/*.c)
 CLI_OBJS := $(patsubst src/%.c,$(O)/obj/%.o,$(CLI_SRCS))
@@ -86,6 +86,8 @@ $(O)/obj/%.o: src/%.c
 # The fast element-wise, batch-norm and pooling ops run on OpenMP threads
 # (libgomp, linked above for oneDNN); only that file needs the pragmas.
 $(O)/obj/engine/fast_ops.o: ALL_CFLAGS += -fopenmp
+# So do the inference part's own ops (copies, add, pooling, upsampling).
+$(O)/obj/infer/%.o: ALL_CFLAGS += -fopenmp
 # Synthetic tags are pinned to the byte: no fused multiply-adds anywhere.
 $(O)/obj/synth/%.o: ALL_CFLAGS += -ffp-contract=off
 
@@ -160,6 +162,13 @@ $(O)/obj/bench/%.o: bench/%.c
 $(O)/bin/bench_%: $(O)/obj/bench/%.o $(LIBS_ALL)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_LDFLAGS) $< $(LINK_LIBS) -o $@
+
+# The inference benchmark times ONNX Runtime beside lupe through the tests'
+# harness (dlopen at run time): linked into this program only, never lupe.
+$(O)/obj/bench/infer.o: ALL_CFLAGS += -Itests
+$(O)/bin/bench_infer: $(O)/obj/bench/infer.o $(O)/obj/tests/lib/ort.o $(LIBS_ALL)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_LDFLAGS) $(filter %.o,$^) $(LINK_LIBS) -ldl -o $@
 
 # The engine benchmark in one command: convolution GFLOP/s against the
 # measured peak, then one YOLOv8n training step against PyTorch 1.13.

@@ -86,6 +86,8 @@ int cmd_synth(cli_ctx *ctx, int argc, char **argv);
 int cmd_version(cli_ctx *ctx, int argc, char **argv);
 int cmd_train(cli_ctx *ctx, int argc, char **argv);
 int cmd_val(cli_ctx *ctx, int argc, char **argv);
+int cmd_predict(cli_ctx *ctx, int argc, char **argv);
+int cmd_bench(cli_ctx *ctx, int argc, char **argv);
 int cmd_export(cli_ctx *ctx, int argc, char **argv);
 int cmd_models(cli_ctx *ctx, int argc, char **argv);
 int cmd_keys(cli_ctx *ctx, int argc, char **argv);
