@@ -51,9 +51,9 @@ typedef struct inf_model inf_model;
 typedef struct inf_calib inf_calib;
 
 /* Opens a model: ref is a lupe checkpoint or a run folder (its
- * weights/best.ckpt). This is the one place that turns a reference into a
- * model; registry versions (GROUP:V), signed packages and .onnx files are
- * to be added here. int8 needs the calibration file (o->calib, or the
+ * weights/best.ckpt). Registry versions, signed packages and .onnx files
+ * are resolved by the caller (lupe predict: reg_get, reg_package_verify,
+ * inf_onnx_open) and refused here with LUPE_EARG. int8 needs the calibration file (o->calib, or the
  * checkpoint's inf_calib_path): LUPE_ENOTFOUND naming it when missing. */
 lupe_status inf_model_open(const char *ref, const inf_opts *o, inf_model **out);
 /* The checkpoint file ref names (run folder -> weights/best.ckpt); a funnel
@@ -121,6 +121,28 @@ void inf_unletterbox(det_pred *p, int n, const inf_letterbox *lb);
  * *n gets the count, best first. */
 lupe_status inf_predict(inf_model *m, const lupe_img *im, float conf, float iou, int max_det, det_pred *out,
                         int *n);
+
+/* ---- ONNX detectors (src/infer/onnx_det.c) ----------------------------------
+ * A YOLOv8-layout ONNX file (input [1, 3, N, N], output [1, 4 + nc, anchors]
+ * of box centre, size and class scores, no NMS: lupe's export, Ultralytics'
+ * or torch.onnx.export's) run through the ONNX import part (lupe/onnx.h),
+ * in f32, with the letterbox, filter, NMS and mapping back of inf_predict.
+ * Class names come from the file's "names" metadata, else "0", "1"... */
+typedef struct inf_onnx inf_onnx;
+/* threads as onnx_net_load's. Refuses other layouts naming the file. */
+lupe_status inf_onnx_open(const char *path, int threads, inf_onnx **out);
+void inf_onnx_free(inf_onnx *m);
+int inf_onnx_imgsz(const inf_onnx *m);
+int inf_onnx_nc(const inf_onnx *m);
+char *const *inf_onnx_classes(const inf_onnx *m);
+lupe_status inf_onnx_predict(inf_onnx *m, const lupe_img *im, float conf, float iou, int max_det, det_pred *out,
+                             int *n);
+/* Decodes one raw output [4 + nc, nanchors] (as above, or det_raw_output's):
+ * every (anchor, class) with score >= conf becomes a corner box in cand
+ * (room for nanchors * nc), then class-aware NMS; the best max_det go to dst
+ * (room for max_det). Returns their count. */
+int inf_onnx_decode(const float *out, int nc, int nanchors, float conf, float iou, int max_det, det_pred *cand,
+                    det_pred *dst);
 
 /* ---- int8 calibration -------------------------------------------------------
  * Runs the f32 model over calibration images and records, for every

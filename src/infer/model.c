@@ -184,23 +184,25 @@ out:
     return st;
 }
 
-/* Whether ref names something inf_model_open does not read yet: the seam
- * for registry versions, packages and ONNX files. */
-static lupe_status not_yet(const char *ref, const char *path)
+/* Whether ref names something other than a checkpoint or run folder, which
+ * the caller resolves first: an ONNX file (inf_onnx_open), a signed package
+ * (reg_package_verify, then its weights.ckpt) or a registry reference
+ * (reg_get in a workspace). lupe predict does all three. */
+static lupe_status not_a_checkpoint(const char *ref, const char *path)
 {
     size_t n = strlen(ref);
     if (n > 5 && !strcmp(ref + n - 5, ".onnx"))
-        return lupe_err(LUPE_EUNSUPPORTED, "%s: ONNX models are not runnable by lupe predict yet", ref);
+        return lupe_err(LUPE_EARG, "%s: an ONNX file, which inf_onnx_open runs", ref);
     struct stat sb;
     if (stat(ref, &sb) == 0 && S_ISDIR(sb.st_mode) && !lupe_path_exists(path)) {
         char *man = lupe_path_join(ref, "manifest.json");
         int pkg = man && lupe_path_exists(man);
         lupe_free(man);
-        if (pkg) return lupe_err(LUPE_EUNSUPPORTED, "%s: model packages are not runnable by lupe predict yet", ref);
+        if (pkg) return lupe_err(LUPE_EARG, "%s: a model package: verify it, then open its weights.ckpt", ref);
         return lupe_err(LUPE_ENOTFOUND, "%s: a folder without weights/best.ckpt (not a run folder)", ref);
     }
     if (stat(ref, &sb) != 0 && strchr(ref, ':'))
-        return lupe_err(LUPE_EUNSUPPORTED, "%s: registry versions are not runnable by lupe predict yet", ref);
+        return lupe_err(LUPE_ENOTFOUND, "%s: no such file (a registry version is looked up in its workspace first)", ref);
     return LUPE_OK;
 }
 
@@ -213,7 +215,7 @@ lupe_status inf_model_open(const char *ref, const inf_opts *o, inf_model **out)
     inf_calib *calib = NULL;
     inf_model *m = NULL;
     ckpt_arch ca = {0};
-    lupe_status st = path ? not_yet(ref, path) : LUPE_ENOMEM;
+    lupe_status st = path ? not_a_checkpoint(ref, path) : LUPE_ENOMEM;
     if (st) goto out;
     if ((st = eng_ckpt_load(path, &ck)) || (st = read_arch(ck, path, &ca))) goto out;
     const int imgsz = o->imgsz > 0 ? o->imgsz : ca.imgsz;

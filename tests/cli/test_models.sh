@@ -4,7 +4,8 @@
 # aliases with their history; the gate failing and the champion evaluated
 # again on another dataset's test split; compare; keys; signed packages
 # that verify, and each tampering refused by its own check; a version that
-# outlives its run folder; fsck afterwards.
+# outlives its run folder; lupe predict on versions, aliases, packages
+# and their ONNX exports, and refused on tampered ones; fsck afterwards.
 source "$(dirname "$0")/../lib/tap.sh"
 lupe() { "$LUPE_BIN" "$@"; }
 T="$TAP_TMP"
@@ -170,6 +171,57 @@ cp -r pkg p6 && echo x >p6/extra.so
 refused "an unlisted file" "unlisted files check failed: extra.so" p6
 lupe models package tag:2 --key release --out pkg >/dev/null 2>"$T/err"; rc=$?
 expect_eq "an existing package folder is not overwritten" 1 "$rc"
+
+# lupe predict on what the registry holds: the run's checkpoint, the
+# version, the alias, the package (verified first) and the package's ONNX
+# export find the same boxes (ONNX within 0.01 px and 1e-4 in score).
+img=$(ls syn/images/*.jpg | head -1)
+dets() { # MODEL ARGS...: "class score x1 y1 x2 y2" per detection
+    lupe predict "$@" "$img" --conf 0.001 --max-det 8 --json 2>"$T/err" |
+        grep -oE '"box":\[[^]]*\],"class":[0-9]+,"name":"[^"]*","score":[-0-9.e]+' |
+        sed -E 's/"box":\[([^]]*)\],"class":([0-9]+),"name":"[^"]*","score":([-0-9.e]+)/\2 \3 \1/; s/,/ /g'
+}
+same() { # A B TOL: every detection of A has one in B of its class within TOL
+    awk -v tol="$3" 'NR == FNR { b[++nb] = $0; next }
+        { na++; for (i = 1; i <= nb; i++) { split(b[i], q, " "); ok = q[1] == $1 && (q[2] - $2) ^ 2 < 1e-8
+              for (k = 3; k <= 6; k++) ok = ok && ($k - q[k]) ^ 2 <= tol ^ 2
+              if (ok) { hit++; break } } }
+        END { print (na == nb && hit == na) ? "same" : "differ (" na " against " nb ", " hit+0 " matched)" }' <(echo "$2") <(echo "$1")
+}
+ckpt_dets=$(dets rb)
+check "the run's checkpoint finds boxes" test "$(echo "$ckpt_dets" | grep -c .)" -ge 1
+expect_eq "tag:2 finds the same boxes" "same" "$(same "$ckpt_dets" "$(dets tag:2)" 0)"
+expect_match "and says which version it ran" "tag:2 is tag:2 \(approved" "$(lupe predict tag:2 "$img" 2>&1 >/dev/null)"
+expect_eq "tag@production finds the same boxes" "same" "$(same "$ckpt_dets" "$(dets tag@production)" 0)"
+expect_eq "the package finds the same boxes" "same" "$(same "$ckpt_dets" "$(dets pkg)" 0)"
+expect_match "after verifying it with the workspace's key" "pkg: verified \(key [0-9a-f]{16}; signature, manifest and 3 files\)" \
+    "$(lupe predict pkg "$img" 2>&1 >/dev/null)"
+expect_eq "its ONNX export finds the same boxes" "same" "$(same "$ckpt_dets" "$(dets pkg/model.onnx)" 0.01)"
+out=$(cd "$T" && lupe predict ws/pkg "ws/$img" --pubkey "$pub"); rc=$?
+expect_eq "a package runs outside a workspace with --pubkey" 0 "$rc"
+out=$(cd "$T" && lupe predict ws/pkg "ws/$img" 2>&1); rc=$?
+expect_eq "and is refused without a key" 1 "$rc"
+expect_match "saying how to give one" "verified before it runs: give --pubkey" "$out"
+out=$(lupe predict p1 "$img" 2>&1); rc=$?
+expect_eq "a package with a flipped bit does not run" 1 "$rc"
+expect_match "naming the failed check" "file hash check failed: weights.ckpt" "$out"
+out=$(lupe predict pkg "$img" --key other 2>&1); rc=$?
+expect_eq "a package checked with the wrong key does not run" 1 "$rc"
+expect_match "naming the signer check" "signer check failed" "$out"
+lupe predict pkg/model.onnx "$img" --precision bf16 >/dev/null 2>&1; rc=$?
+expect_eq "an ONNX file with --precision exits 2" 2 "$rc"
+lupe predict tag:9 "$img" >/dev/null 2>"$T/err"; rc=$?
+expect_eq "a missing version exits 1" 1 "$rc"
+expect_match "naming it" "tag:9" "$(cat "$T/err")"
+out=$(lupe predict pkg "$img" --precision int8 --calib tags@1 --calib-images 3 2>&1); rc=$?
+expect_eq "int8 calibrates for a package" 0 "$rc"
+check "keeping the ranges in a hidden file of the package" test -s pkg/.weights.calib
+out=$(lupe models verify pkg --key release); rc=$?
+expect_eq "which still verifies" 0 "$rc"
+out=$(lupe predict tag:2 "$img" --precision int8 --calib tags@1 --calib-images 3 2>&1); rc=$?
+expect_eq "int8 calibrates for a registry version" 0 "$rc"
+weights=$(lupe models show tag:2 --json | grep -oE '"weights": *"[0-9a-f]{64}"' | grep -oE '[0-9a-f]{64}')
+check "keeping the ranges in the workspace" test -s ".lupe/calib/$weights.calib"
 
 # A version outlives its run folder; archiving; fsck.
 rm -rf ra

@@ -14,7 +14,7 @@ expect_match "lupe --help lists predict" "^  predict " "$(lupe --help)"
 expect_match "lupe --help lists bench" "^  bench " "$(lupe --help)"
 h=$(lupe predict --help); rc=$?
 expect_eq "predict --help exits 0" 0 "$rc"
-for opt in --conf --iou --json --save-previews --precision --threads --calib --calib-images --max-det --imgsz; do
+for opt in --conf --iou --json --save-previews --precision --threads --calib --calib-images --max-det --imgsz --key --pubkey; do
     expect_match "predict --help documents $opt" "^ +(-., )?$opt" "$h"
 done
 expect_match "predict --help gives the exit statuses" "3 some images could not be read" "$h"

@@ -546,6 +546,46 @@ static void test_refusals(void **state)
     assert_int_equal(inf_precision_parse("fp16", &p), -1);
 }
 
+/* The ONNX layout's decoding by hand: 2 classes, 4 anchors. Anchor 0 and
+ * 1 overlap (IoU 0.905) in class 0, so NMS keeps the better; anchor 2's
+ * class-1 score sits exactly on conf (kept: >=), its class-0 score under it;
+ * anchor 3 is NaN (never a detection). */
+static void test_onnx_decode(void **state)
+{
+    (void)state;
+    enum { NC = 2, N = 4 };
+    const float out[(4 + NC) * N] = {
+        /* cx */ 50, 51, 200, 10,
+        /* cy */ 50, 50, 100, 10,
+        /* w  */ 20, 20, 40, 4,
+        /* h  */ 10, 10, 60, 4,
+        /* class 0 */ 0.9f, 0.8f, 0.2f, NAN,
+        /* class 1 */ 0.1f, 0.7f, 0.25f, 0.2f,
+    };
+    det_pred cand[N * NC], dst[8];
+    int k = inf_onnx_decode(out, NC, N, 0.25f, 0.7f, 8, cand, dst);
+    assert_int_equal(k, 3);
+    /* Best first: anchor 0 class 0 (anchor 1 class 0 suppressed), anchor 1
+     * class 1 (another class: kept), anchor 2 class 1. */
+    assert_int_equal(dst[0].cls, 0);
+    assert_float_equal(dst[0].score, 0.9f, 0);
+    assert_float_equal(dst[0].x1, 40, 1e-6);
+    assert_float_equal(dst[0].y1, 45, 1e-6);
+    assert_float_equal(dst[0].x2, 60, 1e-6);
+    assert_float_equal(dst[0].y2, 55, 1e-6);
+    assert_int_equal(dst[1].cls, 1);
+    assert_float_equal(dst[1].score, 0.7f, 0);
+    assert_float_equal(dst[1].x1, 41, 1e-6);
+    assert_int_equal(dst[2].cls, 1);
+    assert_float_equal(dst[2].x1, 180, 1e-6);
+    assert_float_equal(dst[2].y2, 130, 1e-6);
+    /* max_det keeps the best. */
+    assert_int_equal(inf_onnx_decode(out, NC, N, 0.25f, 0.7f, 1, cand, dst), 1);
+    assert_float_equal(dst[0].score, 0.9f, 0);
+    /* A high threshold leaves none. */
+    assert_int_equal(inf_onnx_decode(out, NC, N, 0.95f, 0.7f, 8, cand, dst), 0);
+}
+
 int main(void)
 {
     lupe_base_init();
@@ -559,6 +599,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_and_calibration),
         cmocka_unit_test(test_letterbox),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_onnx_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
