@@ -7,6 +7,7 @@
 #   make demo            the main job on embedded defaults
 #   make fuzz FUZZ_SECONDS=600   libFuzzer on every parser, each for that long
 #   make bench           release build of bench/*.c, then runs bench_engine
+#   make bench-infer     inference latency against ONNX Runtime (BENCH_ARGS=... for lupe bench infer)
 #
 # Warnings are errors when CI is set (or WERROR=1).
 
@@ -74,7 +75,7 @@ TEST_BINS := $(patsubst tests/%.c,$(O)/tests/%,$(TEST_SRCS))
 TEST_LIB_SRCS := $(wildcard tests/lib/*.c)
 TEST_LIB_OBJS := $(patsubst tests/%.c,$(O)/obj/tests/%.o,$(TEST_LIB_SRCS))
 
-.PHONY: all libs test test-unit check-deps demo fuzz golden golden-det golden-ap golden-onnx bench clean format help
+.PHONY: all libs test test-unit check-deps demo fuzz golden golden-det golden-ap golden-onnx bench bench-infer clean format help
 all: $(LUPE) $(TEST_BINS)
 
 libs: $(LIBS_ALL)
@@ -177,6 +178,14 @@ bench:
 	@$(MAKE) --no-print-directory BUILD=release O=build/release $(BENCH_SRCS:bench/%.c=build/release/bin/bench_%)
 	@build/release/bin/bench_engine
 	@build/release/bin/bench_step --imgsz 480 --batch 16 --steps 3
+
+# The inference benchmark in one command: ONNX Runtime fetched from npm
+# (scripts/ort), release builds, then lupe f32/bf16/int8 against it.
+bench-infer:
+	@scripts/deps test
+	@scripts/ort --quiet >/dev/null
+	@$(MAKE) --no-print-directory BUILD=release O=build/release build/release/bin/lupe build/release/bin/bench_infer build/release/bin/bench_infer_acc
+	@build/release/bin/lupe bench infer $(BENCH_ARGS)
 
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=

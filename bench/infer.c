@@ -4,15 +4,20 @@
  * at the same thread counts: latency (median, p90, p99) at batch 1,
  * images/s at a larger batch, and each configuration's peak memory.
  *
- *   build/release/bin/bench_infer [--model CKPT|RUN] [--onnx FILE | --no-export] [--imgsz 480] [--runs 50]
- *                                 [--batch 8] [--threads 1,2] [--calib FILE] [--precisions f32,bf16,int8]
+ *   build/release/bin/bench_infer [--model CKPT|RUN] [--onnx FILE | --no-export] [--imgsz 480] [--runs 60]
+ *                                 [--rounds 3] [--batch 8] [--threads 1,2] [--calib FILE]
+ *                                 [--precisions f32,bf16,int8]
  *
  * Every configuration runs in a child process (this program executed
  * again with --child), one after the other, so that its peak resident set
  * (getrusage's ru_maxrss, the kernel's high-water mark of the process's
  * RSS) is its own: program, libraries, model and buffers, nothing of the
- * others. Each child runs 3 untimed warm-up passes, then --runs timed ones
- * (batch 1) or --runs / 4, at least 5 (the larger batch).
+ * others. Each child runs 3 untimed warm-up passes, then timed ones. Batch 1
+ * is measured in --rounds rounds of --runs / --rounds runs, ONNX Runtime
+ * and the precisions taking turns within each round, and the times pooled:
+ * on a shared machine a slow spell then falls on every configuration
+ * rather than on one (the per-round ratios' range is printed too). The
+ * larger batch runs once per configuration, --runs / 4 runs (at least 5).
  *
  * Without --model the weights are random from a fixed seed (latency does
  * not depend on them), saved as a checkpoint in build/bench-infer/. The
@@ -151,6 +156,9 @@ static int child(char **av)
     qsort(t, (size_t)runs, sizeof *t, cmp_d);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    printf("TIMES");
+    for (int i = 0; i < runs; i++) printf(" %.4f", t[i]);
+    printf("\n");
     printf("RESULT %.3f %.3f %.3f %.3f %ld\n", quantile(t, runs, 0.5), quantile(t, runs, 0.9), quantile(t, runs, 0.99),
            t[0], ru.ru_maxrss);
     free(t);
@@ -230,11 +238,16 @@ static int check(const char *model, const char *onnx, int imgsz)
 
 /* ---- the parent ------------------------------------------------------------- */
 
+#define MAX_SAMPLES 4096
+#define MAX_ROUNDS 20
+
 typedef struct result {
     int ok;
     double med, p90, p99, min;
     long rss_kb;
     char why[512];
+    int n;                   /* the child's run times (ms), pooled over rounds */
+    double t[MAX_SAMPLES];
 } result;
 
 static char self[4096], ort_ver[64];
@@ -247,11 +260,14 @@ static result run_child(const char *kind, const char *prec, int threads, int bat
     snprintf(cmd, sizeof cmd, "'%s' --child %s %s %d %d %d %d '%s' '%s' '%s' 2>&1", self, kind, prec, threads, batch,
              runs, imgsz, model, onnx, calib);
     FILE *p = popen(cmd, "r");
-    char line[1024];
+    static char line[65536];
     snprintf(r.why, sizeof r.why, "the child printed nothing");
     while (p && fgets(line, sizeof line, p)) {
         line[strcspn(line, "\n")] = 0;
-        if (sscanf(line, "RESULT %lf %lf %lf %lf %ld", &r.med, &r.p90, &r.p99, &r.min, &r.rss_kb) == 5) r.ok = 1;
+        if (!strncmp(line, "TIMES", 5)) {
+            char *q = line + 5, *end;
+            for (double v; r.n < MAX_SAMPLES && (v = strtod(q, &end), end != q); q = end) r.t[r.n++] = v;
+        } else if (sscanf(line, "RESULT %lf %lf %lf %lf %ld", &r.med, &r.p90, &r.p99, &r.min, &r.rss_kb) == 5) r.ok = 1;
         else if (!strncmp(line, "SKIP ", 5)) snprintf(r.why, sizeof r.why, "%.500s", line + 5);
         else if (!strncmp(line, "VERSION ", 8)) snprintf(ort_ver, sizeof ort_ver, "%.60s", line + 8);
         else if (line[0]) fprintf(stderr, "  (%s %s, %d threads, batch %d) %s\n", kind, prec, threads, batch, line);
@@ -306,8 +322,8 @@ out:
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_infer [--model CKPT|RUN] [--onnx FILE | --no-export] [--imgsz N] [--runs N] [--batch N]\n"
-                    "                   [--threads 1,2] [--calib FILE] [--precisions f32,bf16,int8]\n");
+    fprintf(stderr, "usage: bench_infer [--model CKPT|RUN] [--onnx FILE | --no-export] [--imgsz N] [--runs N] [--rounds N]\n"
+                    "                   [--batch N] [--threads 1,2] [--calib FILE] [--precisions f32,bf16,int8]\n");
 }
 
 int main(int argc, char **argv)
@@ -315,7 +331,7 @@ int main(int argc, char **argv)
     if (argc >= 11 && !strcmp(argv[1], "--child")) return child(argv + 2);
     if (argc == 5 && !strcmp(argv[1], "--check")) return check(argv[2], argv[3], atoi(argv[4]));
     const char *model = NULL, *onnx = "", *calib = NULL, *threads_s = "1,2", *precs = "f32,bf16,int8";
-    int imgsz = 480, runs = 50, batch = 8, noexport = 0;
+    int imgsz = 480, runs = 60, batch = 8, noexport = 0, rounds = 3;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v && strcmp(argv[i], "--no-export")) {
@@ -328,6 +344,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--imgsz")) imgsz = atoi(v);
         else if (!strcmp(argv[i], "--runs")) runs = atoi(v);
         else if (!strcmp(argv[i], "--batch")) batch = atoi(v);
+        else if (!strcmp(argv[i], "--rounds")) rounds = atoi(v);
         else if (!strcmp(argv[i], "--threads")) threads_s = v;
         else if (!strcmp(argv[i], "--precisions")) precs = v;
         else if (!strcmp(argv[i], "--no-export")) noexport = 1, i--;
@@ -337,7 +354,7 @@ int main(int argc, char **argv)
         }
         i++;
     }
-    if (imgsz < 32 || imgsz % 32 || runs < 1 || batch < 1) {
+    if (imgsz < 32 || imgsz % 32 || runs < 1 || batch < 1 || rounds < 1 || rounds > MAX_ROUNDS) {
         usage();
         return 2;
     }
@@ -377,9 +394,11 @@ int main(int argc, char **argv)
     } else {
         cpath[0] = 0;
     }
-    printf("method:  each configuration in its own process, %d timed runs after 3 warm-up ones (batch %d: %d);\n"
+    printf("method:  each configuration in its own process, 3 warm-up runs, then timed ones: batch 1 in %d rounds\n"
+           "         of %d runs, the configurations taking turns (figures pooled; '(rounds)' gives the\n"
+           "         range of the per-round ratios), batch %d once (%d runs);\n"
            "         peak memory = that process's peak RSS (getrusage ru_maxrss)\n",
-           runs, batch, runs / 4 > 5 ? runs / 4 : 5);
+           rounds, runs / rounds > 3 ? runs / rounds : 3, batch, runs / 4 > 5 ? runs / 4 : 5);
     char opath[600];
     if (!*onnx && !noexport) {
         /* The ONNX file of the same weights, by lupe's exporter. */
@@ -419,34 +438,67 @@ int main(int argc, char **argv)
         p++;
     }
     const char *kinds[4] = {"ort", "f32", "bf16", "int8"};
-    printf("\n%-8s %-7s %9s %9s %9s %9s %8s %11s %9s %9s\n", "threads", "engine", "median", "p90", "p99", "min",
-           "vs ORT", "img/s (b)", "RSS b1", "RSS b");
+    const int per_round = runs / rounds > 3 ? runs / rounds : 3;
+    static result pool[4], one;
+    double rmed[4][MAX_ROUNDS];
+    printf("\n%-8s %-7s %9s %9s %9s %9s %8s %13s %11s %9s %9s\n", "threads", "engine", "median", "p90", "p99", "min",
+           "vs ORT", "(rounds)", "img/s (b)", "RSS b1", "RSS b");
     for (int ti = 0; ti < nth; ti++) {
-        double ort_med = 0;
+        int want[4];
         for (int k = 0; k < 4; k++) {
-            const char *kind = k == 0 ? "ort" : "lupe", *prec = kinds[k];
-            if (k > 0 && !strstr(precs, prec)) continue;
-            if (k == 0 && !*onnx) continue;
-            if (k == 2 && !eng_bf16_supported()) {
-                printf("%-8d %-7s (this CPU has no bf16 instructions)\n", th[ti], prec);
+            want[k] = k == 0 ? *onnx != 0 : strstr(precs, kinds[k]) != NULL;
+            memset(&pool[k], 0, sizeof pool[k]);
+            pool[k].ok = want[k];
+        }
+        if (want[2] && !eng_bf16_supported()) {
+            printf("%-8d %-7s (this CPU has no bf16 instructions)\n", th[ti], "bf16");
+            want[2] = pool[2].ok = 0;
+        }
+        /* Batch 1, the configurations taking turns round after round, so
+         * that a slow spell of a shared machine falls on all of them. */
+        for (int r = 0; r < rounds; r++)
+            for (int k = 0; k < 4; k++) {
+                if (!want[k] || !pool[k].ok) continue;
+                one = run_child(k == 0 ? "ort" : "lupe", kinds[k], th[ti], 1, per_round, imgsz, model, onnx, cpath);
+                if (!one.ok) {
+                    pool[k].ok = 0;
+                    snprintf(pool[k].why, sizeof pool[k].why, "%s", one.why);
+                    continue;
+                }
+                for (int i = 0; i < one.n && pool[k].n < MAX_SAMPLES; i++) pool[k].t[pool[k].n++] = one.t[i];
+                if (one.rss_kb > pool[k].rss_kb) pool[k].rss_kb = one.rss_kb;
+                rmed[k][r] = one.med;
+            }
+        for (int k = 0; k < 4; k++) {
+            if (!want[k]) continue;
+            result *p = &pool[k];
+            if (!p->ok || !p->n) {
+                printf("%-8d %-7s not measured: %s\n", th[ti], k == 0 ? "ORT" : kinds[k], p->why);
                 continue;
             }
-            result r1 = run_child(kind, prec, th[ti], 1, runs, imgsz, model, onnx, cpath);
-            if (!r1.ok) {
-                printf("%-8d %-7s not measured: %s\n", th[ti], k == 0 ? "ORT" : prec, r1.why);
-                continue;
+            qsort(p->t, (size_t)p->n, sizeof *p->t, cmp_d);
+            p->med = quantile(p->t, p->n, 0.5), p->p90 = quantile(p->t, p->n, 0.9);
+            p->p99 = quantile(p->t, p->n, 0.99), p->min = p->t[0];
+            one = run_child(k == 0 ? "ort" : "lupe", kinds[k], th[ti], batch, runs / 4 > 5 ? runs / 4 : 5, imgsz, model,
+                            onnx, cpath);
+            char ratio[32] = "", span[40] = "", tput[32] = "-", rssb[32] = "-";
+            if (k > 0 && pool[0].ok && pool[0].n) {
+                double lo = 1e30, hi = 0;
+                for (int r = 0; r < rounds; r++) {
+                    double x = rmed[k][r] / rmed[0][r];
+                    lo = x < lo ? x : lo, hi = x > hi ? x : hi;
+                }
+                snprintf(ratio, sizeof ratio, "%.2fx", p->med / pool[0].med);
+                snprintf(span, sizeof span, "%.2f-%.2f", lo, hi);
             }
-            result rb = run_child(kind, prec, th[ti], batch, runs / 4 > 5 ? runs / 4 : 5, imgsz, model, onnx, cpath);
-            char ratio[32] = "", tput[32] = "-", rssb[32] = "-";
-            if (k == 0) ort_med = r1.med;
-            else if (ort_med > 0) snprintf(ratio, sizeof ratio, "%.2fx", r1.med / ort_med);
-            if (rb.ok) {
-                snprintf(tput, sizeof tput, "%.1f (%d)", batch * 1000.0 / rb.med, batch);
-                snprintf(rssb, sizeof rssb, "%.0f MiB", rb.rss_kb / 1024.0);
+            if (one.ok) {
+                snprintf(tput, sizeof tput, "%.1f (%d)", batch * 1000.0 / one.med, batch);
+                snprintf(rssb, sizeof rssb, "%.0f MiB", one.rss_kb / 1024.0);
             }
-            printf("%-8d %-7s %6.2f ms %6.2f ms %6.2f ms %6.2f ms %8s %11s %5.0f MiB %9s\n", th[ti],
-                   k == 0 ? "ORT" : prec, r1.med, r1.p90, r1.p99, r1.min, ratio, tput, r1.rss_kb / 1024.0, rssb);
-            if (!rb.ok && k == 0) printf("%-8s %-7s batch %d not measured: %s\n", "", "ORT", batch, rb.why);
+            printf("%-8d %-7s %6.2f ms %6.2f ms %6.2f ms %6.2f ms %8s %13s %11s %5.0f MiB %9s\n", th[ti],
+                   k == 0 ? "ORT" : kinds[k], p->med, p->p90, p->p99, p->min, ratio, span, tput, p->rss_kb / 1024.0,
+                   rssb);
+            if (!one.ok && k == 0) printf("%-8s %-7s batch %d not measured: %s\n", "", "ORT", batch, one.why);
             fflush(stdout);
         }
     }

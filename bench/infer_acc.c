@@ -146,7 +146,7 @@ int main(int argc, char **argv)
     }
     if (lupe_base_init()) return 1;
     trn_data *d = NULL;
-    char *ck = inf_model_resolve(a.model), *cpath = cflag ? strdup(cflag) : inf_calib_path(ck);
+    char *ck = inf_model_resolve(a.model), *cpath = cflag ? lupe_strdup(cflag) : inf_calib_path(ck);
     lupe_status st = trn_data_load(a.data, a.ws, &d);
     if (st) goto fail;
     if (strstr(a.precs, "int8") && (a.recal || !lupe_path_exists(cpath)) && (st = calibrate(&a, d, cpath))) goto fail;
@@ -177,10 +177,12 @@ int main(int argc, char **argv)
     }
     trn_data_free(d);
     lupe_free(ck);
-    free(cpath);
+    lupe_free(cpath);
     return 0;
 fail:
     fprintf(stderr, "bench_infer_acc: %s\n", lupe_errmsg());
     trn_data_free(d);
+    lupe_free(ck);
+    lupe_free(cpath);
     return 1;
 }

@@ -292,8 +292,9 @@ static const cli_cmd commands[] = {
      "\n"
      "exit status: 0 all images done, 3 some images could not be read, 1 failure\n"},
     {"bench", cmd_bench, "run a benchmark program (inference against ONNX Runtime)",
-     "usage: lupe bench infer [--model CKPT|RUN] [--onnx FILE | --no-export] [--imgsz 480] [--runs 50]\n"
-     "                        [--batch 8] [--threads 1,2] [--calib FILE] [--precisions f32,bf16,int8]\n"
+     "usage: lupe bench infer [--model CKPT|RUN] [--onnx FILE | --no-export] [--imgsz 480] [--runs 60]\n"
+     "                        [--rounds 3] [--batch 8] [--threads 1,2] [--calib FILE]\n"
+     "                        [--precisions f32,bf16,int8]\n"
      "       lupe bench infer-acc --model RUN|CKPT --data NAME@V [--split test] [--ws DIR]\n"
      "                        [--precisions f32,bf16,int8] [--calib-images 32] [--recalibrate]\n"
      "\n"

@@ -440,7 +440,8 @@ void inf_model_describe(const inf_model *m, FILE *f)
 
 typedef struct prof {
     double last;
-    double *t;  /* per step, the fastest of the runs */
+    double *t;  /* per step, the fastest of the runs (or their sum: mean) */
+    int mean;
 } prof;
 
 static lupe_status prof_hook(void *ctx, const inf_model *m, int step)
@@ -448,7 +449,8 @@ static lupe_status prof_hook(void *ctx, const inf_model *m, int step)
     (void)m;
     prof *p = ctx;
     double now = lupe_time_mono();
-    if (now - p->last < p->t[step]) p->t[step] = now - p->last;
+    if (p->mean) p->t[step] += now - p->last;
+    else if (now - p->last < p->t[step]) p->t[step] = now - p->last;
     p->last = now;
     return LUPE_OK;
 }
@@ -470,7 +472,11 @@ lupe_status inf_model_profile(inf_model *m, int runs, FILE *f)
         st = LUPE_ENOMEM;
         goto out;
     }
-    for (int i = 0; i < m->ns; i++) p.t[i] = 1e30;
+    /* INF_PROFILE_MEAN: each step's mean time within whole runs, which
+     * also counts what a step pays for the one before it (caches, a
+     * thread team waking up). */
+    p.mean = getenv("INF_PROFILE_MEAN") && !getenv("INF_PROFILE_REPEAT");
+    for (int i = 0; i < m->ns; i++) p.t[i] = p.mean ? 0 : 1e30;
     if (getenv("INF_PROFILE_REPEAT")) {
         /* Each step repeated in place, warm: the kernel's own speed. */
         use_threads(m->threads);
@@ -489,6 +495,8 @@ lupe_status inf_model_profile(inf_model *m, int runs, FILE *f)
         st = inf__run(m, prof_hook, &p);
     }
     if (st) goto out;
+    if (p.mean)
+        for (int i = 0; i < m->ns; i++) p.t[i] /= runs;
     for (int i = 0; i < m->ns; i++) {
         order[i] = i;
         kind[m->s[i].kind] += p.t[i];
@@ -496,8 +504,8 @@ lupe_status inf_model_profile(inf_model *m, int runs, FILE *f)
     }
     qsort_r(order, (size_t)m->ns, sizeof *order, by_time_desc, p.t);
     runs = 1; /* the figures are per-step minima: one run's worth */
-    fprintf(f, "%s, batch %d, %d threads: %.3f ms, the sum of each step's fastest time; by kind:",
-            inf_precision_name(m->prec), m->a.batch, m->threads, 1e3 * total);
+    fprintf(f, "%s, batch %d, %d threads: %.3f ms, the sum of each step's %s time; by kind:",
+            inf_precision_name(m->prec), m->a.batch, m->threads, 1e3 * total, p.mean ? "mean" : "fastest");
     for (int k = 0; k < 5; k++) fprintf(f, " %s %.3f ms", step_names[k], 1e3 * kind[k]);
     fprintf(f, "\n");
     for (int j = 0; j < m->ns && j < (getenv("INF_PROFILE_ALL") ? m->ns : 40); j++) {
