@@ -43,15 +43,6 @@ struct eng_conv_fast {
     char impl[3][64];
 };
 
-#define DN(call, what)                                                                                                 \
-    do {                                                                                                               \
-        dnnl_status_t s_ = (call);                                                                                     \
-        if (s_ != dnnl_success) {                                                                                      \
-            st = eng__dnnl_err(s_, what);                                                                              \
-            goto out;                                                                                                  \
-        }                                                                                                              \
-    } while (0)
-
 /* OHWI as oneDNN sees it: with groups, weights are 5-D (g, o/g, i/g, kh,
  * kw); OHWI's o = g*(o/g) + oo, so g and oo nest in that order and the
  * strides say the rest. Without groups the 4-D (o, i, kh, kw) form keeps

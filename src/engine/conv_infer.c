@@ -26,15 +26,6 @@ struct eng_conv_infer {
     char impl[64];
 };
 
-#define DN(call, what)                                                                                                 \
-    do {                                                                                                               \
-        dnnl_status_t s_ = (call);                                                                                     \
-        if (s_ != dnnl_success) {                                                                                      \
-            st = eng__dnnl_err(s_, what);                                                                              \
-            goto out;                                                                                                  \
-        }                                                                                                              \
-    } while (0)
-
 const char *eng_act_name(eng_act a)
 {
     switch (a) {

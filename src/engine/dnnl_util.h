@@ -21,6 +21,16 @@ lupe_status eng__dnnl_engine(dnnl_engine_t *out);
  * LUPE_ENOMEM, LUPE_EUNSUPPORTED (shape or layout oneDNN has no kernel
  * for) or LUPE_EINTERNAL. */
 lupe_status eng__dnnl_err(dnnl_status_t s, const char *what);
+/* Runs a oneDNN call; on failure sets `st` through eng__dnnl_err and jumps
+ * to the caller's `out` label (both must exist there). */
+#define DN(call, what)                                                                                                 \
+    do {                                                                                                               \
+        dnnl_status_t s_ = (call);                                                                                     \
+        if (s_ != dnnl_success) {                                                                                      \
+            st = eng__dnnl_err(s_, what);                                                                              \
+            goto out;                                                                                                  \
+        }                                                                                                              \
+    } while (0)
 /* Makes the calling thread's OpenMP team size the configured thread
  * count and returns it. Call before creating primitives: oneDNN plans its
  * work split and scratchpad for the team size it sees then. */
