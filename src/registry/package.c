@@ -214,6 +214,8 @@ lupe_status reg_package(lupe_ws *ws, const char *ref, const reg_package_opts *o)
         st = LUPE_ENOMEM;
         goto out;
     }
+    /* The parent folders are made as needed, like `mkdir -p`. */
+    if ((st = lupe_mkdirs(parent))) goto out;
     if (mkdir(tmp, 0755) != 0) {
         st = lupe_err(LUPE_EIO, "%s: mkdir: %s", tmp, strerror(errno));
         goto out;

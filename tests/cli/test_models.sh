@@ -169,6 +169,9 @@ cp -r pkg p7 && printf '\x01' | dd of=p7/model.onnx bs=1 seek=3000 conv=notrunc 
 refused "a flipped bit in the ONNX export" "file hash check failed: model.onnx" p7
 cp -r pkg p6 && echo x >p6/extra.so
 refused "an unlisted file" "unlisted files check failed: extra.so" p6
+out=$(lupe models package tag:2 --key release --out deep/er/pkg); rc=$?
+expect_eq "package makes the parent folders it needs" 0 "$rc"
+check "and the package is there" test -s deep/er/pkg/manifest.sig
 lupe models package tag:2 --key release --out pkg >/dev/null 2>"$T/err"; rc=$?
 expect_eq "an existing package folder is not overwritten" 1 "$rc"
 
