@@ -13,9 +13,10 @@
 #                                        (SEEDS, default "0 1 2"); prints val and test
 #                                        P, R, mAP50, mAP50-95 per run, then mean and spread
 #
-# Environment: LUPE (binary, default build/release/bin/lupe), SEEDS, EXTRA (more
-# `lupe train` options, e.g. "--nbs 16" or "--pretrain synth:3000:15m"), TAG (run
-# folders are runs/acc[-TAG]-BUDGET-sSEED), BENCH_WS (workspace).
+# Environment: LUPE (binary, default build/release/bin/lupe), SEEDS, NBS (nominal
+# batch of the accuracy runs, default 16: see docs/training.md), EXTRA (more
+# `lupe train` options, e.g. "--pretrain synth:3000:15m"), TAG (run folders are
+# runs/acc[-TAG]-BUDGET-sSEED), BENCH_WS (workspace).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 lupe=$(realpath "${LUPE:-$top/build/release/bin/lupe}")
@@ -68,11 +69,14 @@ accuracy)
             run="$ws/runs/acc${TAG:+-$TAG}-$b-s$s"
             rm -rf "$run"
             t0=$(date +%s)
-            out=$("$lupe" train metal-tags-ref@1 --time-budget "$b" --seed "$s" --out "$run" ${EXTRA:-} 2>&1)
+            out=$("$lupe" train metal-tags-ref@1 --time-budget "$b" --seed "$s" --nbs "${NBS:-16}" --out "$run" ${EXTRA:-} 2>&1)
             t=$(($(date +%s) - t0))
             val=$(echo "$out" | sed -n 's/^val: *P \([0-9.]*\) *R \([0-9.]*\) *mAP50 \([0-9.]*\) *mAP50-95 \([0-9.]*\)/\1 \2 \3 \4/p')
             tst=$(echo "$out" | sed -n 's/^test: *P \([0-9.]*\) *R \([0-9.]*\) *mAP50 \([0-9.]*\) *mAP50-95 \([0-9.]*\)/\1 \2 \3 \4/p')
             ep=$(echo "$out" | sed -n 's/^run: .*(\([0-9]*\) epochs.*/\1/p')
+            secs=$(echo "$out" | sed -n 's/^run: .*epochs, \([0-9]*\) s.*/\1/p')
+            # t counts a --pretrain's first making of its weights too; secs is the run alone
+            [ -n "$secs" ] && [ "$secs" != "$t" ] && t="$secs (with pretraining $t)"
             printf 'budget %s seed %s: %s epochs, %ss; val P R mAP50 mAP50-95 = %s; test = %s\n' "$b" "$s" "$ep" "$t" "$val" "$tst"
             rows+=("$val $tst")
         done
