@@ -100,6 +100,9 @@ static void check_shape_prec(const shape *s, int reps, eng_precision prec)
 
     eng_conv_fast *c = NULL;
     if (eng_conv_fast_new_prec(&d, s->bias, prec, &c)) fail_msg("new: %s", lupe_errmsg());
+    /* 1x1 with output channels not a multiple of 16 runs in f32 (oneDNN
+     * 2.6's bf16 1x1 backward-data is wrong there; see conv_dnnl.c). */
+    if (prec == ENG_PREC_BF16 && s->k == 1 && s->o % 16) prec = ENG_PREC_F32;
     if (eng_conv_fast_precision(c) != prec)
         fail_msg("shape c%d o%d k%d g%d: precision %d, asked for %d", s->c, s->o, s->k, s->g,
                  (int)eng_conv_fast_precision(c), (int)prec);
@@ -210,6 +213,20 @@ static void test_bf16_matches_reference(void **state)
     for (size_t i = 0; i < NSHAPES; i++) check_shape_prec(&shapes[i], 2, ENG_PREC_BF16);
     tol = 1e-4;
     twice_doubles(ENG_PREC_BF16);
+}
+
+/* The detector's class convolutions at 480 (1x1, 64 -> nc at 60x60 and
+ * 30x30): oneDNN 2.6's bf16 backward-data returned an input gradient with
+ * relative error 0.25-1.0 for them on AVX512_BF16 without AMX, and training
+ * at 480 stopped learning classes. Asked for bf16, they must come out right
+ * at bf16's tolerance, whatever precision the engine chooses to run them in. */
+static void test_bf16_class_convs(void **state)
+{
+    (void)state;
+    if (!eng_bf16_supported()) return;
+    const shape cls[] = {
+        {1, 60, 60, 64, 1, 1, 1, 0, 1, 1}, {2, 30, 30, 64, 3, 1, 1, 0, 1, 1}, {1, 60, 60, 64, 17, 1, 1, 0, 1, 1}};
+    for (size_t i = 0; i < sizeof cls / sizeof cls[0]; i++) check_shape_prec(&cls[i], 1, ENG_PREC_BF16);
 }
 
 /* A bf16 handle needs room for the bf16 copies of in and dout on top of an
@@ -359,7 +376,8 @@ int main(void)
         cmocka_unit_test(test_matches_reference), cmocka_unit_test(test_backward_accumulates),
         cmocka_unit_test(test_twice_doubles),     cmocka_unit_test(test_shared_scratch),
         cmocka_unit_test(test_threads),           cmocka_unit_test(test_funnel),
-        cmocka_unit_test(test_bf16_matches_reference), cmocka_unit_test(test_bf16_scratch),
+        cmocka_unit_test(test_bf16_matches_reference), cmocka_unit_test(test_bf16_class_convs),
+        cmocka_unit_test(test_bf16_scratch),
         cmocka_unit_test(test_precision_select),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
