@@ -76,7 +76,7 @@ accuracy)
             ep=$(echo "$out" | sed -n 's/^run: .*(\([0-9]*\) epochs.*/\1/p')
             secs=$(echo "$out" | sed -n 's/^run: .*epochs, \([0-9]*\) s.*/\1/p')
             # t counts a --pretrain's first making of its weights too; secs is the run alone
-            [ -n "$secs" ] && [ "$secs" != "$t" ] && t="$secs (with pretraining $t)"
+            [ -n "$secs" ] && [ $((t - secs)) -gt 30 ] && t="$secs (with pretraining $t)"
             printf 'budget %s seed %s: %s epochs, %ss; val P R mAP50 mAP50-95 = %s; test = %s\n' "$b" "$s" "$ep" "$t" "$val" "$tst"
             rows+=("$val $tst")
         done
