@@ -327,7 +327,7 @@ lupe_status eng_conv_fast_new_prec(const eng_conv_dims *d, int with_bias, eng_pr
      * reference kernels, slower than f32: not what anyone asking wants. */
     if (p == ENG_PREC_BF16 && !eng_bf16_supported()) p = ENG_PREC_F32;
     /* oneDNN 2.6's bf16 1x1 backward-data kernel for AVX512_BF16 without
-     * AMX (jit_bf16_1x1:avx512_core_bf16, AMD Zen 4) returns a wrong input
+     * AMX (jit_bf16_1x1:avx512_core_bf16, AMD Zen 5) returns a wrong input
      * gradient when the output channels are not a multiple of 16, at some
      * sizes (60x60 and 30x30 but not 40x40: relative error 0.25-1.0; 3x3
      * kernels are right); the detector's class convolutions (1x1, o = nc)
