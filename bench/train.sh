@@ -40,7 +40,9 @@ speed)
     torch=$(/usr/bin/python3 "$top/bench/torch_step.py" n 480 16 "$threads" 3 2>&1 | grep step_ms || true)
     echo "  $torch"
     echo "lupe train (whole loop: loading, augmentation, forward, loss, backward, optimizer, EMA), 3 epochs:"
-    out=$("$lupe" train metal-tags@1 --epochs 3 --out "$ws/runs/speed" --no-previews 2>&1 | tee /dev/stderr)
+    # progress to stderr through the inherited descriptor: `tee /dev/stderr` would
+    # reopen a log file at offset 0 and overwrite the lines printed before it
+    out=$("$lupe" train metal-tags@1 --epochs 3 --out "$ws/runs/speed" --no-previews 2>&1 | tee >(cat >&2))
     ips=$(echo "$out" | sed -n 's/.*training \([0-9.]*\) images\/s.*/\1/p' | tail -1)
     tms=$(echo "$torch" | sed -n 's/.*step_ms=\([0-9.]*\).*/\1/p')
     rm -rf "$ws/runs/speed"
